@@ -1,0 +1,62 @@
+# Tally: `make run` starts the platform, `make test` proves it. Both set everything up first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
+
+.PHONY: run test install browser lint format bench lock clean help
+
+help:
+	@echo "make run     start Tally (web, worker, beat; embedded PostgreSQL and Redis unless URLs are set)"
+	@echo "make test    run the whole test suite (installs what it needs first)"
+	@echo "make lint    ruff"
+	@echo "make bench   ledger benchmark"
+	@echo "make lock    re-pin config/constraints.txt from pyproject.toml"
+
+$(STAMP): pyproject.toml config/constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -c config/constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's Chromium for the browser tests (Playwright's own browser download does not work offline).
+browser:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium for the browser tests..."; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+			|| echo "Could not install chromium: browser tests will skip (or fail when CI is set)."; \
+	else \
+		echo "No $(CHROMIUM) and no root apt-get: browser tests will skip (or fail when CI is set)."; \
+	fi
+
+run: install
+	$(PY) -m config.supervisor
+
+test: install browser
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install
+	$(PY) manage.py ledger_bench
+
+lock:
+	@rm -rf /tmp/tally-lock-venv && $(PYTHON) -m venv /tmp/tally-lock-venv
+	/tmp/tally-lock-venv/bin/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@(echo "# Pinned versions: pip install -c config/constraints.txt -e '.[dev]'. Regenerate with 'make lock'."; \
+		/tmp/tally-lock-venv/bin/pip freeze --exclude-editable | grep -v '^-e\|^#') > config/constraints.txt
+	@rm -rf /tmp/tally-lock-venv
+	@echo "config/constraints.txt updated"
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,66 @@
+"""Fan pages: home, sign up, a brand's page with "join the fan club", and "my clubs"."""
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from config.errors import ApplicationError
+from loyalty import selectors, services
+from loyalty.forms import SignUpForm
+from loyalty.models import Brand
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "loyalty/home.html", {"brands": selectors.brand_list_active()})
+
+
+def sign_up(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return redirect("my_clubs")
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.user_sign_up(
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password"],
+                name=form.cleaned_data["name"],
+            )
+        except ApplicationError as error:
+            for field, field_errors in error.fields.items():
+                for message in field_errors:
+                    form.add_error(field, message)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, "Welcome to Tally! Join a fan club to start earning.")
+            return redirect(request.GET.get("next") or "home")
+    return render(request, "registration/signup.html", {"form": form})
+
+
+def brand_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    brand = get_object_or_404(Brand, slug=slug, is_active=True)
+    membership = selectors.membership_for_user(user=request.user, brand=brand)
+    return render(request, "loyalty/brand_detail.html", {"brand": brand, "membership": membership})
+
+
+@login_required
+@require_POST
+def brand_join(request: HttpRequest, slug: str) -> HttpResponse:
+    brand = get_object_or_404(Brand, slug=slug)
+    member = services.member_for_user(user=request.user)
+    try:
+        services.membership_join(member=member, brand=brand)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"You joined the {brand.name} fan club.")
+    return redirect("brand_detail", slug=brand.slug)
+
+
+@login_required
+def my_clubs(request: HttpRequest) -> HttpResponse:
+    return render(
+        request, "loyalty/my_clubs.html", {"memberships": selectors.membership_list_for_user(request.user)}
+    )

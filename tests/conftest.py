@@ -1,0 +1,31 @@
+"""Shared fixtures: real PostgreSQL and Redis (embedded unless URLs are given), a real Celery worker."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis():
+    """Each test starts with an empty test cache database (locks, counters, throttles)."""
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker, in a thread of this process, consuming from the real Redis broker.
+
+    It shares this process's settings, so its tasks read and write the test database; tests that use
+    it need committed data, hence `transactional_db`.
+    """
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+
+    app.conf.broker_pool_limit = None
+    with start_worker(
+        app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"
+    ) as worker:
+        yield worker
