@@ -142,10 +142,11 @@ class Membership(models.Model):
 
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="memberships")
     brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="memberships")
-    external_id = models.CharField(
+    # NULL, not "", so that the per-brand uniqueness below applies only to ids that are present.
+    external_id = models.CharField(  # noqa: DJ001
         max_length=120,
         null=True,
-        blank=True,  # noqa: DJ001 - unique per brand only when present
+        blank=True,
         help_text="The brand's own id for this member (POS customer id, shop account id).",
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
