@@ -127,7 +127,8 @@ REDIS_URL = (os.environ.get("REDIS_URL") or embedded.ensure_redis()).rstrip("/")
 # One Redis, separate logical databases: the broker, and the cache / locks / hot counters.
 # Tests use their own pair so that a test run never touches development data.
 _redis_base = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.rsplit("/", 1)[-1].isdigit() else REDIS_URL
-_broker_db, _cache_db = (2, 3) if TESTING else (0, 1)
+_test_redis_db = env_int("TEST_REDIS_DB", 2)
+_broker_db, _cache_db = (_test_redis_db, _test_redis_db + 1) if TESTING else (0, 1)
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or f"{_redis_base}/{_broker_db}"
 REDIS_CACHE_URL = f"{_redis_base}/{_cache_db}"
 
