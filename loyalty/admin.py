@@ -54,7 +54,6 @@ class BrandAdmin(BrandScopedAdmin):
     list_display = ["name", "slug", "points_name", "timezone", "is_active", "member_count"]
     search_fields = ["name", "slug"]
     list_filter = ["is_active"]
-    prepopulated_fields = {"slug": ["name"]}
     inlines = [BrandStaffInline]
 
     @admin.display(description="members")
@@ -65,6 +64,9 @@ class BrandAdmin(BrandScopedAdmin):
         readonly = list(super().get_readonly_fields(request, obj))
         # A brand's slug is in its fans' bookmarks and its integrators' URLs: only an operator moves it.
         return readonly if request.user.is_superuser else [*readonly, "slug"]
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return {"slug": ["name"]} if request.user.is_superuser else {}
 
     def has_add_permission(self, request, *args):
         return request.user.is_superuser

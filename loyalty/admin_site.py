@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest
 from unfold.admin import ModelAdmin
@@ -82,6 +83,23 @@ class BrandScopedAdmin(ModelAdmin):
         if request.user.is_superuser:
             return queryset
         return scope_to_brands(queryset, portal_brand_ids(request))
+
+    def _raise_404_unless_visible(self, request: HttpRequest, object_id: str | None) -> None:
+        # Before any permission check: another brand's object must look absent, never forbidden.
+        if object_id is not None and self.get_object(request, unquote(object_id)) is None:
+            raise Http404(f"No {self.opts.verbose_name} with id {object_id!r}.")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self._raise_404_unless_visible(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def delete_view(self, request, object_id, extra_context=None):
+        self._raise_404_unless_visible(request, object_id)
+        return super().delete_view(request, object_id, extra_context)
+
+    def history_view(self, request, object_id, extra_context=None):
+        self._raise_404_unless_visible(request, object_id)
+        return super().history_view(request, object_id, extra_context)
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         # Django redirects to the index with a warning; for another brand's object the honest

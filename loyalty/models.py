@@ -126,6 +126,7 @@ class Member(models.Model):
     brand_path = "memberships__brand"
 
     class Meta:
+        ordering = ["-created_at", "-id"]
         constraints = [models.UniqueConstraint(Lower("email"), name="member_email_ci_unique")]
 
     def __str__(self) -> str:

@@ -1,0 +1,69 @@
+"""Demo data of the loyalty app: the coffee brand, the artist's fan club, their staff and a fan.
+
+`manage.py demo` calls `load()` of every app's `demo` module in INSTALLED_APPS order, so perks and
+livestream add their own demo data without loyalty importing them. Every step is idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loyalty import services
+from loyalty.models import Brand, BrandStaff, User
+
+DEMO_PASSWORD = "tally-demo-2026"  # noqa: S105 - printed on screen; demo data only
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    who: str
+    email: str
+    password: str = DEMO_PASSWORD
+
+
+LOGINS = [
+    DemoLogin("operator (superuser, every brand)", "admin@tally.example"),
+    DemoLogin("coffee brand staff (owner)", "staff@coffee.example"),
+    DemoLogin("artist brand staff (owner)", "staff@artist.example"),
+    DemoLogin("fan (member of both clubs)", "fan@tally.example"),
+]
+
+
+def _user(email: str, **extra: object) -> User:
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        create = User.objects.create_superuser if extra.pop("superuser", False) else User.objects.create_user
+        user = create(email=email, password=DEMO_PASSWORD, **extra)
+    return user
+
+
+def load() -> list[str]:
+    coffee, _ = Brand.objects.get_or_create(
+        slug="coffee",
+        defaults={
+            "name": "Bean & Leaf Coffee",
+            "timezone": "America/Los_Angeles",
+            "points_name": "Stars",
+            "tagline": "1 Star per $1. Gold at 500, Reserve at 2,500.",
+        },
+    )
+    artist, _ = Brand.objects.get_or_create(
+        slug="artist",
+        defaults={
+            "name": "Nova Lane",
+            "timezone": "Europe/London",
+            "points_name": "points",
+            "tagline": "Watch the Nova Lane TV channel together and earn a point a minute.",
+        },
+    )
+    _user("admin@tally.example", superuser=True, first_name="Operator")
+    services.brand_staff_add(
+        user=_user("staff@coffee.example", first_name="Casey"), brand=coffee, role=BrandStaff.Role.OWNER
+    )
+    services.brand_staff_add(
+        user=_user("staff@artist.example", first_name="Alex"), brand=artist, role=BrandStaff.Role.OWNER
+    )
+    fan = services.member_for_user(user=_user("fan@tally.example", first_name="Frankie"))
+    for brand in (coffee, artist):
+        services.membership_join(member=fan, brand=brand)
+    return ["coffee: Bean & Leaf Coffee (Stars)", "artist: Nova Lane fan club"]

@@ -1,0 +1,55 @@
+import io
+
+import pytest
+from django.core.management import CommandError, call_command
+from rest_framework_api_key.models import AbstractAPIKey
+
+from loyalty.models import Brand, BrandApiKey, BrandStaff, Member, Membership, User
+from tests.loyalty.factories import BrandFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def _counts() -> dict[str, int]:
+    return {model.__name__: model.objects.count() for model in (Brand, BrandStaff, Member, Membership, User)}
+
+
+def test_demo_loads_both_brands_staff_and_a_fan_and_prints_the_logins():
+    out = io.StringIO()
+    call_command("demo", stdout=out)
+
+    assert set(Brand.objects.values_list("slug", flat=True)) == {"coffee", "artist"}
+    assert BrandStaff.objects.get(user__email="staff@coffee.example").brand.slug == "coffee"
+    assert BrandStaff.objects.get(user__email="staff@artist.example").brand.slug == "artist"
+    assert Membership.objects.filter(member__user__email="fan@tally.example").count() == 2
+    assert User.objects.get(email="staff@coffee.example").check_password("tally-demo-2026")
+    for email in ("admin@tally.example", "staff@coffee.example", "staff@artist.example", "fan@tally.example"):
+        assert email in out.getvalue()
+
+
+def test_demo_twice_creates_nothing_twice():
+    call_command("demo", stdout=io.StringIO())
+    first = _counts()
+    call_command("demo", stdout=io.StringIO())
+    assert _counts() == first
+
+
+def test_create_api_key_prints_only_a_working_key_on_its_last_line():
+    brand = BrandFactory(slug="coffee")
+    out = io.StringIO()
+
+    call_command("create_api_key", brand="coffee", name="Till 1", stdout=out, stderr=io.StringIO())
+
+    key = out.getvalue().strip().splitlines()[-1]
+    stored = BrandApiKey.objects.get_from_key(key)
+    assert stored.brand == brand
+    assert stored.name == "Till 1"
+    assert stored.is_valid(key)
+    assert key not in {stored.hashed_key, stored.id}  # only a hash is at rest
+    assert isinstance(stored, AbstractAPIKey)
+
+
+def test_create_api_key_for_an_unknown_brand_is_a_clear_error():
+    BrandFactory(slug="coffee")
+    with pytest.raises(CommandError, match=r"No brand with slug 'tea' \(known: coffee\)"):
+        call_command("create_api_key", brand="tea", name="x")
