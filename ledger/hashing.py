@@ -1,0 +1,55 @@
+"""Canonical encodings and hashes: the idempotency fingerprint of a request and the entry hash chain.
+
+Both encode a JSON array (never string concatenation), so no choice of key or code can make two
+different contents encode alike. Changing either function changes every stored hash: don't, or add
+a version and keep the old one for verification.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable
+
+# The prev_hash of the first entry of every account, and the head_hash of an account with no entries.
+GENESIS_HASH = "0" * 64
+
+
+def _canonical(value: object) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode()
+
+
+def canonical_time(moment: dt.datetime) -> str:
+    """UTC, microseconds always written: the same instant always encodes to the same text.
+
+    PostgreSQL keeps microseconds, so a value read back from the database encodes exactly as the
+    value that was hashed before the insert.
+    """
+    if moment.tzinfo is None:
+        raise ValueError("ledger timestamps must be timezone-aware")
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def content_hash(*, kind: str, entries: Iterable[tuple[str, int]], reverses_id: int | None) -> str:
+    """Fingerprint of what a posting *does*: kind, (account code, amount) pairs, and what it reverses.
+
+    Memo and metadata are left out on purpose: a retry that carries a fresh timestamp or a reworded
+    memo is still the same request, and must return the original rather than conflict.
+    """
+    payload = [kind, sorted([code, int(amount)] for code, amount in entries), reverses_id]
+    return hashlib.sha256(_canonical(payload)).hexdigest()
+
+
+def entry_hash(
+    *,
+    idempotency_key: str,
+    account_code: str,
+    amount: int,
+    seq: int,
+    created_at: dt.datetime,
+    prev_hash: str,
+) -> str:
+    """SHA-256 over an entry's content and the hash of the previous entry of the same account."""
+    payload = [idempotency_key, account_code, int(amount), int(seq), canonical_time(created_at), prev_hash]
+    return hashlib.sha256(_canonical(payload)).hexdigest()

@@ -1,0 +1,102 @@
+"""Reads from the ledger. Balances come from the rollup row, never from summing entries."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from django.db.models import Q, Sum
+
+from ledger.errors import AccountNotFoundError, InvalidCursorError
+from ledger.models import Account, Balance, Entry, Transaction
+
+REVERSAL_KIND = "reversal"
+STATEMENT_MAX_LIMIT = 500
+
+
+def account_get(*, code: str) -> Account:
+    try:
+        return Account.objects.get(code=code)
+    except Account.DoesNotExist:
+        raise AccountNotFoundError(f"No ledger account {code!r}.") from None
+
+
+def account_balance_get(account: Account | str) -> Balance:
+    """The balance row of an account (an Account or its code): balance, totals, entry count, head.
+
+    One primary-key lookup whatever the size of the ledger. It is a plain read: a caller that
+    decides something from it and then posts must hold the lock (ledger.locks.balances_lock) or
+    rely on transaction_post's own check, which is made under the lock.
+    """
+    if isinstance(account, Account):
+        row = Balance.objects.filter(account_id=account.pk).first()
+        if row is None:
+            # Only accounts made without account_get_or_create lack a row, and nothing was ever posted
+            # to them (posting creates the row first), so zero is their true balance.
+            return Balance(account=account, allow_negative=account.allow_negative)
+        row.account = account
+        return row
+    row = Balance.objects.select_related("account").filter(account__code=account).first()
+    if row is None:
+        return account_balance_get(account_get(code=account))
+    return row
+
+
+@dataclass(frozen=True)
+class StatementPage:
+    entries: list[Entry]
+    next_cursor: str | None  # None on the last page
+
+
+def _cursor_encode(account_id: int, seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{account_id}:{seq}".encode()).decode().rstrip("=")
+
+
+def _cursor_decode(cursor: str, account_id: int) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        cursor_account, seq = (int(part) for part in raw.split(":"))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidCursorError("This cursor is not one the statement gave out.") from None
+    if cursor_account != account_id:
+        raise InvalidCursorError("This cursor belongs to another account's statement.")
+    return seq
+
+
+def account_statement_list(*, account: Account, cursor: str | None = None, limit: int = 50) -> StatementPage:
+    """An account's entries, newest first, each with its transaction loaded; `limit` is capped at 500.
+
+    Pages are cut on the account's entry sequence number, not on an offset: entries posted while a
+    client pages through the statement get higher numbers and appear on no later page, so nothing
+    is shown twice or skipped. Pass the returned `next_cursor` to get the next (older) page.
+    """
+    limit = max(1, min(int(limit), STATEMENT_MAX_LIMIT))
+    entries = Entry.objects.filter(account_id=account.pk).select_related("transaction", "account")
+    if cursor:
+        entries = entries.filter(seq__lt=_cursor_decode(cursor, account.pk))
+    rows = list(entries.order_by("-seq")[: limit + 1])
+    if len(rows) <= limit:
+        return StatementPage(entries=rows, next_cursor=None)
+    rows = rows[:limit]
+    return StatementPage(entries=rows, next_cursor=_cursor_encode(account.pk, rows[-1].seq))
+
+
+def transaction_get(*, idempotency_key: str) -> Transaction | None:
+    return Transaction.objects.filter(idempotency_key=idempotency_key).first()
+
+
+def transaction_reversible_amounts(*, original: Transaction) -> dict[int, int]:
+    """What is left to reverse of `original`, per account id, in the original's signs.
+
+    The original's net amount on each account plus the (opposite-signed) amounts of every reversal
+    posted against it so far. Accounts fully reversed show 0.
+    """
+    rows = (
+        Entry.objects.filter(
+            Q(transaction=original) | Q(transaction__reverses=original, transaction__kind=REVERSAL_KIND)
+        )
+        .values("account_id")
+        .annotate(total=Sum("amount"))
+    )
+    return {row["account_id"]: int(row["total"]) for row in rows}
