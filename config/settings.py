@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI assets served locally: the docs work offline
     "ledger",
     "loyalty",
     "perks",
@@ -205,6 +206,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Points, members, events and perks of one brand, authenticated by `Api-Key <key>`.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Partner portal -----------------------------------------------------------------------------
@@ -234,3 +238,21 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Loyalty ------------------------------------------------------------------------------------
+
+MEMBERSHIP_LOCK_TIMEOUT_SECONDS = env_int("MEMBERSHIP_LOCK_TIMEOUT_SECONDS", 30)
+MEMBERSHIP_LOCK_WAIT_SECONDS = env_int("MEMBERSHIP_LOCK_WAIT_SECONDS", 10)
+IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
+EVENT_MAX_AGE_DAYS = env_int("EVENT_MAX_AGE_DAYS", 30)
+API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "6000/min")
+CELERY_BEAT_SCHEDULE = {
+    "idempotency-keys-purge": {"task": "loyalty.tasks.idempotency_purge_task", "schedule": 3600.0},
+}
+
+# --- Livestream ---------------------------------------------------------------------------------
+
+# The fake player (no network, driven by the same clock) for tests and offline demos.
+LIVESTREAM_FAKE_PLAYER = env_bool("LIVESTREAM_FAKE_PLAYER", False)
+# Length of a credited watch minute; heartbeat interval and gaps scale with it (tests compress time).
+LIVESTREAM_MINUTE_SECONDS = env_int("LIVESTREAM_MINUTE_SECONDS", 60)

@@ -115,14 +115,10 @@ class BrandScopedAdmin(ModelAdmin):
         return kwargs
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        return super().formfield_for_foreignkey(
-            db_field, request, **self._scoped_choices(db_field, request, kwargs)
-        )
+        return super().formfield_for_foreignkey(db_field, request, **self._scoped_choices(db_field, request, kwargs))
 
     def formfield_for_manytomany(self, db_field, request, **kwargs):
-        return super().formfield_for_manytomany(
-            db_field, request, **self._scoped_choices(db_field, request, kwargs)
-        )
+        return super().formfield_for_manytomany(db_field, request, **self._scoped_choices(db_field, request, kwargs))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Model | None = None):
         readonly = list(super().get_readonly_fields(request, obj))

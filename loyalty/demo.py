@@ -7,9 +7,11 @@ livestream add their own demo data without loyalty importing them. Every step is
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from loyalty import services
-from loyalty.models import Brand, BrandStaff, User
+from loyalty.models import Brand, BrandStaff, EarnRule, Tier, User
+from loyalty.services.earning import adjustment_create
 
 DEMO_PASSWORD = "tally-demo-2026"  # noqa: S105 - printed on screen; demo data only
 
@@ -63,7 +65,49 @@ def load() -> list[str]:
     services.brand_staff_add(
         user=_user("staff@artist.example", first_name="Alex"), brand=artist, role=BrandStaff.Role.OWNER
     )
+    _earning_configure(coffee, artist)
     fan = services.member_for_user(user=_user("fan@tally.example", first_name="Frankie"))
-    for brand in (coffee, artist):
-        services.membership_join(member=fan, brand=brand)
-    return ["coffee: Bean & Leaf Coffee (Stars)", "artist: Nova Lane fan club"]
+    for brand, points in ((coffee, 120), (artist, 40)):
+        membership = services.membership_join(member=fan, brand=brand)
+        # A fixed key: running the demo again finds this adjustment instead of adding another.
+        adjustment_create(
+            membership=membership, points=points, reason="Demo welcome bonus", idempotency_key="demo-welcome"
+        )
+    return [
+        "coffee: Bean & Leaf Coffee: 1 Star per $1, Green / Gold 500 / Reserve 2,500, check_in 5 Stars once a day",
+        "artist: Nova Lane fan club: track_listen 1 point, up to 100 a day",
+    ]
+
+
+def _earning_configure(coffee: Brand, artist: Brand) -> None:
+    EarnRule.objects.get_or_create(
+        brand=coffee,
+        event_type="purchase",
+        defaults={"name": "1 Star per $1", "points_per_unit": Decimal("1"), "currency": "USD"},
+    )
+    EarnRule.objects.get_or_create(
+        brand=coffee, event_type="check_in", defaults={"name": "Check in", "points": 5, "cap_per_day": 1}
+    )
+    for rank, (name, threshold, multiplier, benefits) in enumerate(
+        [
+            ("Green", 0, "1.0", "1 Star per $1, free refills, birthday reward."),
+            ("Gold", 500, "1.2", "1.2 Stars per $1, monthly double-Star day."),
+            ("Reserve", 2500, "1.7", "1.7 Stars per $1, exclusive tastings, gifts."),
+        ],
+        start=1,
+    ):
+        Tier.objects.get_or_create(
+            brand=coffee,
+            rank=rank,
+            defaults={
+                "name": name,
+                "threshold": threshold,
+                "multiplier": Decimal(multiplier),
+                "benefits": benefits,
+            },
+        )
+    EarnRule.objects.get_or_create(
+        brand=artist,
+        event_type="track_listen",
+        defaults={"name": "Listen to a track", "points": 1, "cap_per_day": 100},
+    )

@@ -8,9 +8,11 @@ brand-owned model is scoped by declaring one attribute.
 from __future__ import annotations
 
 import zoneinfo
+from decimal import Decimal
 
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from rest_framework_api_key.models import AbstractAPIKey
@@ -77,6 +79,11 @@ class Brand(models.Model):
     )
     points_name = models.CharField(max_length=40, default="points", help_text='For example "Stars".')
     tagline = models.CharField(max_length=200, blank=True)
+    tier_window_months = models.PositiveSmallIntegerField(
+        default=12,
+        validators=[MinValueValidator(1), MaxValueValidator(60)],
+        help_text="Tiers are qualified by the points earned in this many months, the current one included.",
+    )
     is_active = models.BooleanField("active", default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -152,6 +159,14 @@ class Membership(models.Model):
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     joined_at = models.DateTimeField(auto_now_add=True)
+    tier = models.ForeignKey("Tier", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    wallet = models.OneToOneField(
+        "ledger.Account", null=True, blank=True, editable=False, on_delete=models.PROTECT, related_name="+"
+    )
+    # Rollups kept by loyalty.signals from the ledger's posted signal, in the posting's transaction.
+    lifetime_earned = models.BigIntegerField(default=0, editable=False)
+    lifetime_redeemed = models.BigIntegerField(default=0, editable=False)
+    lifetime_expired = models.BigIntegerField(default=0, editable=False)
 
     brand_path = "brand"
 
@@ -180,3 +195,267 @@ class BrandApiKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "API key"
         verbose_name_plural = "API keys"
+
+
+class Tier(models.Model):
+    """A level of a brand's program, qualified by points earned over the brand's rolling window."""
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="tiers")
+    name = models.CharField(max_length=60)
+    rank = models.PositiveSmallIntegerField(help_text="1 is the entry tier; higher ranks are better.")
+    threshold = models.PositiveIntegerField(help_text="Qualifying points needed to reach this tier.")
+    multiplier = models.DecimalField(
+        max_digits=5, decimal_places=2, default=Decimal("1.00"), help_text="Earn rate multiplier, e.g. 1.20."
+    )
+    benefits = models.TextField(blank=True)
+
+    brand_path = "brand"
+
+    class Meta:
+        ordering = ["brand", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["brand", "rank"], name="tier_brand_rank_unique"),
+            models.UniqueConstraint(fields=["brand", "threshold"], name="tier_brand_threshold_unique"),
+            models.UniqueConstraint(fields=["brand", "name"], name="tier_brand_name_unique"),
+            models.CheckConstraint(condition=models.Q(multiplier__gt=0), name="tier_multiplier_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (x{self.multiplier})"
+
+
+class EarnRule(models.Model):
+    """How an event earns: `purchase` by amount x rate, any other (custom) type a fixed number of points.
+
+    Caps count awarded events per member per day / week / month of the brand's timezone.
+    """
+
+    PURCHASE = "purchase"
+    RESERVED_TYPES = frozenset({"refund", "adjustment"})
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="earn_rules")
+    event_type = models.SlugField(
+        max_length=40,
+        help_text='"purchase", or a custom event such as check_in, review, referral, watch_minute.',
+    )
+    name = models.CharField(max_length=120, blank=True)
+    points_per_unit = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        help_text="Purchases: points per 1 unit of the currency (1 Star per $1 is 1; 10 points per $1 is 10).",
+    )
+    currency = models.CharField(max_length=3, blank=True, help_text="Purchases: ISO 4217 code, e.g. USD.")
+    minimum_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    points = models.PositiveIntegerField(null=True, blank=True, help_text="Custom events: points per event.")
+    cap_per_day = models.PositiveIntegerField(null=True, blank=True, help_text="Awarded events per member.")
+    cap_per_week = models.PositiveIntegerField(null=True, blank=True)
+    cap_per_month = models.PositiveIntegerField(null=True, blank=True)
+    active_from = models.DateTimeField(null=True, blank=True)
+    active_until = models.DateTimeField(null=True, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    brand_path = "brand"
+
+    class Meta:
+        ordering = ["brand", "event_type"]
+        constraints = [
+            models.UniqueConstraint(fields=["brand", "event_type"], name="earnrule_brand_event_type_unique"),
+            models.CheckConstraint(
+                condition=(
+                    # Explicit IS NOT NULL: a CHECK passes when its condition is NULL.
+                    models.Q(
+                        event_type="purchase",
+                        points_per_unit__isnull=False,
+                        points_per_unit__gt=0,
+                        currency__regex=r"^[A-Z]{3}$",
+                    )
+                    | (~models.Q(event_type="purchase") & models.Q(points__isnull=False, points__gt=0))
+                ),
+                name="earnrule_purchase_rate_or_fixed_points",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(active_from__isnull=True)
+                | models.Q(active_until__isnull=True)
+                | models.Q(active_until__gt=models.F("active_from")),
+                name="earnrule_active_window_ordered",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.event_type
+
+    @property
+    def is_purchase(self) -> bool:
+        return self.event_type == self.PURCHASE
+
+    def clean(self) -> None:
+        super().clean()
+        errors: dict[str, str] = {}
+        if self.event_type in self.RESERVED_TYPES:
+            errors["event_type"] = f'"{self.event_type}" is built in and cannot have an earn rule.'
+        if self.is_purchase:
+            if not self.points_per_unit or self.points_per_unit <= 0:
+                errors["points_per_unit"] = "A purchase rule needs a rate above zero."
+            if not self.currency:
+                errors["currency"] = "A purchase rule needs a currency."
+            self.points = None
+        elif not self.points:
+            errors["points"] = "A custom event rule needs a number of points."
+        if self.currency:
+            self.currency = self.currency.upper()
+        if self.active_from and self.active_until and self.active_until <= self.active_from:
+            errors["active_until"] = "Must be after 'active from'."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Event(models.Model):
+    """Something a member did that may earn points: a purchase, a refund, a custom event."""
+
+    REFUND = "refund"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        AWARDED = "awarded", "Awarded"
+        REJECTED = "rejected", "Rejected"
+
+    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="events")
+    membership = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="events")
+    type = models.SlugField(max_length=40)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    reason = models.CharField(max_length=40, blank=True, help_text="Why it was rejected.")
+    points = models.BigIntegerField(default=0, help_text="Signed: a refund's points are negative.")
+    order_id = models.CharField(max_length=120, blank=True)
+    amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    occurred_at = models.DateTimeField()
+    location_id = models.CharField(max_length=120, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    # NULL, not "", so that uniqueness applies only to events that have a key.
+    dedupe_key = models.CharField(  # noqa: DJ001
+        max_length=200,
+        null=True,
+        blank=True,
+        help_text="Set by in-process sources (watch minutes): the same key never records a second event.",
+    )
+    refund_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="refunds")
+    refunded_amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+    refunded_points = models.BigIntegerField(default=0, help_text="Purchase: points reversed by refunds.")
+    unrecovered_points = models.BigIntegerField(
+        default=0, help_text="Refund: points owed back that the wallet no longer held (already spent)."
+    )
+    tier_name = models.CharField(max_length=60, blank=True, help_text="Tier when the event was processed.")
+    multiplier = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
+    balance_after = models.BigIntegerField(null=True, blank=True)
+    ledger_transaction = models.ForeignKey(
+        "ledger.Transaction", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    brand_path = "brand"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # The database itself refuses a second purchase with the same order id: no double credit.
+            models.UniqueConstraint(
+                fields=["brand", "order_id"],
+                condition=models.Q(type="purchase"),
+                name="event_purchase_order_unique",
+            ),
+            models.CheckConstraint(condition=models.Q(refunded_points__gte=0), name="event_refunded_points_gte_0"),
+            models.UniqueConstraint(
+                fields=["brand", "dedupe_key"],
+                condition=models.Q(dedupe_key__isnull=False),
+                name="event_dedupe_key_unique",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["membership", "type", "status", "occurred_at"], name="event_caps_idx"),
+            models.Index(fields=["brand", "-created_at"], name="event_brand_recent_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} #{self.pk} ({self.status})"
+
+
+class QualifyingBucket(models.Model):
+    """Points a membership earned from earn events in one month of the brand's calendar.
+
+    Qualifying points = the sum of the last `brand.tier_window_months` buckets: at most a few dozen
+    rows, so no request ever scans the ledger to know a tier.
+    """
+
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="qualifying_buckets")
+    month = models.DateField(help_text="First day of the month, brand timezone.")
+    points = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["membership", "month"], name="qualifyingbucket_membership_month_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m}: {self.points}"
+
+
+class Adjustment(models.Model):
+    """A manual correction of a member's points, with its reason and who made it."""
+
+    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="adjustments")
+    membership = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="adjustments")
+    points = models.BigIntegerField()
+    reason = models.CharField(max_length=500)
+    created_by_user = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_by_api_key = models.ForeignKey(
+        BrandApiKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    ledger_transaction = models.OneToOneField("ledger.Transaction", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    brand_path = "brand"
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=~models.Q(points=0), name="adjustment_points_not_zero"),
+            models.CheckConstraint(condition=~models.Q(reason=""), name="adjustment_reason_required"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.points:+d} for {self.membership.member}: {self.reason}"
+
+    @property
+    def created_by(self) -> str:
+        if self.created_by_user_id:
+            return str(self.created_by_user)
+        if self.created_by_api_key_id:
+            return f"API key {self.created_by_api_key.name}"
+        return "system"
+
+
+class IdempotencyRecord(models.Model):
+    """The first answer to an API write, replayed for a retry with the same key (Stripe's semantics)."""
+
+    class State(models.TextChoices):
+        IN_PROGRESS = "in_progress"
+        DONE = "done"
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64, help_text="SHA-256 of the method, path and body.")
+    state = models.CharField(max_length=12, choices=State.choices, default=State.IN_PROGRESS)
+    response_status = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["brand", "key"], name="idempotency_brand_key_unique")]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.state})"

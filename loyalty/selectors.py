@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+import datetime as dt
 
-from loyalty.models import Brand, BrandStaff, Membership, User
+from django.db.models import QuerySet, Sum
+from django.utils import timezone
+
+from ledger.selectors import StatementPage, account_balance_get, account_statement_list
+from loyalty.models import Brand, BrandStaff, Event, Membership, Tier, User
+from loyalty.periods import cap_periods, month_start
 
 
 def brand_list_active() -> QuerySet[Brand]:
@@ -30,8 +35,67 @@ def membership_list_for_user(user: User) -> QuerySet[Membership]:
 def membership_for_user(*, user: User, brand: Brand) -> Membership | None:
     if not user.is_authenticated:
         return None
-    return (
-        Membership.objects.filter(member__user=user, brand=brand)
-        .exclude(status=Membership.Status.LEFT)
-        .first()
-    )
+    return Membership.objects.filter(member__user=user, brand=brand).exclude(status=Membership.Status.LEFT).first()
+
+
+# --- points, tiers and history -------------------------------------------------------------------
+
+
+def qualifying_points(membership: Membership, *, now: dt.datetime | None = None) -> int:
+    """Points earned from earn events in the brand's rolling window of months, the current one included.
+
+    Reads at most `tier_window_months` rollup rows (QualifyingBucket), never the ledger.
+    """
+    brand = membership.brand
+    current = month_start(now or timezone.now(), brand)
+    first = current
+    for _ in range(brand.tier_window_months - 1):
+        first = (first - dt.timedelta(days=1)).replace(day=1)
+    total = membership.qualifying_buckets.filter(month__gte=first, month__lte=current).aggregate(s=Sum("points"))
+    return total["s"] or 0
+
+
+def next_tier(membership: Membership, qualifying: int) -> tuple[Tier, int] | None:
+    """The next tier up and how many qualifying points are still needed, or None at the top."""
+    current_rank = membership.tier.rank if membership.tier else 0
+    upcoming = Tier.objects.filter(brand_id=membership.brand_id, rank__gt=current_rank).order_by("rank").first()
+    if upcoming is None:
+        return None
+    return upcoming, max(0, upcoming.threshold - qualifying)
+
+
+def membership_balance(membership: Membership) -> int:
+    return account_balance_get(membership.wallet).balance if membership.wallet_id else 0
+
+
+def membership_list_for_brand(
+    *, brand: Brand, email: str | None = None, external_id: str | None = None
+) -> QuerySet[Membership]:
+    memberships = Membership.objects.filter(brand=brand).select_related("member", "tier", "brand", "wallet")
+    if email:
+        memberships = memberships.filter(member__email__iexact=email.strip())
+    if external_id:
+        memberships = memberships.filter(external_id=external_id)
+    return memberships.order_by("pk")
+
+
+def membership_statement(*, membership: Membership, cursor: str | None = None, limit: int = 50) -> StatementPage | None:
+    """The member's signed points history, newest first; None before their first posting."""
+    if membership.wallet_id is None:
+        return None
+    return account_statement_list(account=membership.wallet, cursor=cursor, limit=limit)
+
+
+def event_points_in_period(
+    *, membership: Membership, event_type: str, period: str = "day", now: dt.datetime | None = None
+) -> int:
+    """Points a member was awarded for one event type in the current brand day / week / month."""
+    start, end = cap_periods(when=now or timezone.now(), zone=membership.brand.zone)[period]
+    total = Event.objects.filter(
+        membership=membership,
+        type=event_type,
+        status=Event.Status.AWARDED,
+        occurred_at__gte=start,
+        occurred_at__lt=end,
+    ).aggregate(s=Sum("points"))
+    return total["s"] or 0

@@ -42,7 +42,8 @@ def sign_up(request: HttpRequest) -> HttpResponse:
 def brand_detail(request: HttpRequest, slug: str) -> HttpResponse:
     brand = get_object_or_404(Brand, slug=slug, is_active=True)
     membership = selectors.membership_for_user(user=request.user, brand=brand)
-    return render(request, "loyalty/brand_detail.html", {"brand": brand, "membership": membership})
+    balance = selectors.membership_balance(membership) if membership else None
+    return render(request, "loyalty/brand_detail.html", {"brand": brand, "membership": membership, "balance": balance})
 
 
 @login_required
@@ -61,6 +62,4 @@ def brand_join(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 def my_clubs(request: HttpRequest) -> HttpResponse:
-    return render(
-        request, "loyalty/my_clubs.html", {"memberships": selectors.membership_list_for_user(request.user)}
-    )
+    return render(request, "loyalty/my_clubs.html", {"memberships": selectors.membership_list_for_user(request.user)})

@@ -25,7 +25,6 @@ def celery_worker(transactional_db):
     from config.celery import app
 
     app.conf.broker_pool_limit = None
-    with start_worker(
-        app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING"
-    ) as worker:
+    app.control.purge()  # messages left by earlier tests that ran without a worker
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10, loglevel="WARNING") as worker:
         yield worker

@@ -22,9 +22,7 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 ("name", models.CharField(max_length=120)),
                 ("slug", models.SlugField(max_length=60, unique=True)),
@@ -54,9 +52,7 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 ("password", models.CharField(max_length=128, verbose_name="password")),
                 ("last_login", models.DateTimeField(blank=True, null=True, verbose_name="last login")),
@@ -123,9 +119,7 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.CharField(
-                        editable=False, max_length=150, primary_key=True, serialize=False, unique=True
-                    ),
+                    models.CharField(editable=False, max_length=150, primary_key=True, serialize=False, unique=True),
                 ),
                 ("prefix", models.CharField(editable=False, max_length=8, unique=True)),
                 ("hashed_key", models.CharField(editable=False, max_length=150)),
@@ -176,15 +170,11 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "role",
-                    models.CharField(
-                        choices=[("owner", "Owner"), ("staff", "Staff")], default="staff", max_length=10
-                    ),
+                    models.CharField(choices=[("owner", "Owner"), ("staff", "Staff")], default="staff", max_length=10),
                 ),
                 ("created_at", models.DateTimeField(auto_now_add=True)),
                 (
@@ -212,9 +202,7 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 ("email", models.EmailField(blank=True, max_length=254, null=True)),
                 ("name", models.CharField(blank=True, max_length=120)),
@@ -236,9 +224,7 @@ class Migration(migrations.Migration):
             fields=[
                 (
                     "id",
-                    models.BigAutoField(
-                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
-                    ),
+                    models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID"),
                 ),
                 (
                     "external_id",
@@ -298,9 +284,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name="membership",
-            constraint=models.UniqueConstraint(
-                fields=("member", "brand"), name="membership_member_brand_unique"
-            ),
+            constraint=models.UniqueConstraint(fields=("member", "brand"), name="membership_member_brand_unique"),
         ),
         migrations.AddConstraint(
             model_name="membership",

@@ -33,9 +33,7 @@ def _load_settings(**env: str) -> subprocess.CompletedProcess:
     ],
 )
 def test_production_refuses_to_start_with_debug_or_the_default_secret_key(env, reason):
-    result = _load_settings(
-        TALLY_ENV="production", DATABASE_URL="postgres://x/y", REDIS_URL="redis://x", **env
-    )
+    result = _load_settings(TALLY_ENV="production", DATABASE_URL="postgres://x/y", REDIS_URL="redis://x", **env)
     assert result.returncode != 0
     assert "Refusing to start in production" in result.stderr
     assert reason in result.stderr

@@ -38,9 +38,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def browser():
     if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        message = (
-            f"Chromium not found at {CHROMIUM}: `make test` installs Debian's chromium when run as root."
-        )
+        message = f"Chromium not found at {CHROMIUM}: `make test` installs Debian's chromium when run as root."
         if os.environ.get("CI"):
             pytest.fail(message, pytrace=False)
         pytest.skip(message)

@@ -1,7 +1,22 @@
+import uuid
+from decimal import Decimal
+
 import factory
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from loyalty.models import Brand, BrandApiKey, BrandStaff, Member, Membership, User
+from loyalty.models import (
+    Adjustment,
+    Brand,
+    BrandApiKey,
+    BrandStaff,
+    EarnRule,
+    Event,
+    Member,
+    Membership,
+    Tier,
+    User,
+)
 
 DEFAULT_PASSWORD = "a-strong-test-password"
 
@@ -70,3 +85,55 @@ class BrandApiKeyFactory(DjangoModelFactory):
         instance, key = model_class.objects.create_key(**kwargs)
         instance.plain_key = key
         return instance
+
+
+class TierFactory(DjangoModelFactory):
+    class Meta:
+        model = Tier
+
+    brand = factory.SubFactory(BrandFactory)
+    name = factory.Sequence(lambda n: f"Tier {n}")
+    rank = factory.Sequence(lambda n: n + 1)
+    threshold = factory.Sequence(lambda n: n * 100)
+    multiplier = Decimal("1.00")
+
+
+class EarnRuleFactory(DjangoModelFactory):
+    """A custom-event rule by default; `EarnRuleFactory(purchase=True)` for a purchase rule."""
+
+    class Meta:
+        model = EarnRule
+
+    class Params:
+        purchase = factory.Trait(event_type="purchase", points=None, points_per_unit=Decimal("1"), currency="USD")
+
+    brand = factory.SubFactory(BrandFactory)
+    event_type = factory.Sequence(lambda n: f"custom_{n}")
+    points = 5
+
+
+class EventFactory(DjangoModelFactory):
+    class Meta:
+        model = Event
+
+    membership = factory.SubFactory(MembershipFactory)
+    brand = factory.SelfAttribute("membership.brand")
+    type = "check_in"
+    occurred_at = factory.LazyFunction(timezone.now)
+
+
+class AdjustmentFactory(DjangoModelFactory):
+    """Posts through the service, so the ledger transaction is real."""
+
+    class Meta:
+        model = Adjustment
+
+    membership = factory.SubFactory(MembershipFactory)
+    points = 10
+    reason = "goodwill"
+
+    @classmethod
+    def _create(cls, model_class, membership, points, reason, **kwargs):
+        from loyalty.services.earning import adjustment_create
+
+        return adjustment_create(membership=membership, points=points, reason=reason, idempotency_key=uuid.uuid4().hex)

@@ -7,31 +7,57 @@ is checked too: add its factory to BRAND_OBJECT_FACTORIES and the tests cover it
 from __future__ import annotations
 
 import re
+from importlib import import_module
 
 import pytest
 from django.contrib import admin
 from django.urls import reverse
 
 from loyalty.admin_site import BrandScopedAdmin, is_brand_scoped
-from loyalty.models import Brand, BrandApiKey, BrandStaff, Member, Membership
+from loyalty.models import (
+    Adjustment,
+    Brand,
+    BrandApiKey,
+    BrandStaff,
+    EarnRule,
+    Event,
+    Member,
+    Membership,
+    Tier,
+)
 from tests.loyalty.factories import (
+    AdjustmentFactory,
     BrandApiKeyFactory,
     BrandFactory,
     BrandStaffFactory,
+    EarnRuleFactory,
+    EventFactory,
     MembershipFactory,
+    TierFactory,
     UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
 
-# How to make one object of each brand-owned model for a given brand.
+# How to make one object of each brand-owned model for a given brand. Other apps add theirs in
+# tests/<app>/factories.py as a BRAND_OBJECT_FACTORIES dict of the same shape.
 BRAND_OBJECT_FACTORIES = {
     Brand: lambda brand: brand,
     BrandStaff: lambda brand: BrandStaffFactory(brand=brand),
     Member: lambda brand: MembershipFactory(brand=brand).member,
     Membership: lambda brand: MembershipFactory(brand=brand),
     BrandApiKey: lambda brand: BrandApiKeyFactory(brand=brand),
+    Tier: lambda brand: TierFactory(brand=brand),
+    EarnRule: lambda brand: EarnRuleFactory(brand=brand),
+    Event: lambda brand: EventFactory(membership__brand=brand),
+    Adjustment: lambda brand: AdjustmentFactory(membership__brand=brand),
 }
+for _app in ("ledger", "perks", "livestream"):
+    try:
+        _factories = import_module(f"tests.{_app}.factories")
+    except ModuleNotFoundError:
+        continue
+    BRAND_OBJECT_FACTORIES.update(getattr(_factories, "BRAND_OBJECT_FACTORIES", {}))
 
 
 def scoped_admins():

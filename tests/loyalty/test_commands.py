@@ -4,14 +4,27 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework_api_key.models import AbstractAPIKey
 
-from loyalty.models import Brand, BrandApiKey, BrandStaff, Member, Membership, User
+from loyalty.models import (
+    Adjustment,
+    Brand,
+    BrandApiKey,
+    BrandStaff,
+    EarnRule,
+    Member,
+    Membership,
+    Tier,
+    User,
+)
 from tests.loyalty.factories import BrandFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def _counts() -> dict[str, int]:
-    return {model.__name__: model.objects.count() for model in (Brand, BrandStaff, Member, Membership, User)}
+    return {
+        model.__name__: model.objects.count()
+        for model in (Brand, BrandStaff, Member, Membership, User, EarnRule, Tier, Adjustment)
+    }
 
 
 def test_demo_loads_both_brands_staff_and_a_fan_and_prints_the_logins():

@@ -1,0 +1,373 @@
+"""The integrators' API (`/api/v1/`): thin views that validate, call one service or selector, answer."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from django.db import transaction
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from loyalty import selectors
+from loyalty.authentication import ApiKeyAuthentication, ApiKeyRateThrottle, HasBrandApiKey
+from loyalty.models import Brand, EarnRule, Event, Membership
+from loyalty.serializers import (
+    AdjustmentInputSerializer,
+    EventInputSerializer,
+    adjustment_out,
+    event_out,
+    member_out,
+    statement_entry_out,
+)
+from loyalty.services.earning import MemberRef, adjustment_create, event_ingest
+from loyalty.services.idempotency import idempotent_call, request_fingerprint
+
+WAIT_SECONDS = 2.0
+IDEMPOTENCY_KEY_MAX = 255
+
+ERROR_SHAPE = inline_serializer(
+    "Error",
+    {
+        "error": inline_serializer(
+            "ErrorBody",
+            {
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(),
+            },
+        )
+    },
+)
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    text = {
+        400: "invalid_input / malformed_json: field errors in `fields`",
+        401: "not_authenticated: missing, unknown or revoked API key",
+        404: "not_found (also another brand's object)",
+        409: "idempotency_conflict, in_progress or duplicate_order",
+        422: "a business rule said no (unknown_order, refund_exceeds_purchase, insufficient_points)",
+        429: "throttled",
+    }
+    return {code: OpenApiResponse(ERROR_SHAPE, description=text[code]) for code in codes}
+
+
+class BrandApiView(APIView):
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasBrandApiKey]
+    throttle_classes = [ApiKeyRateThrottle]
+
+    @property
+    def brand(self) -> Brand:
+        return self.request.auth.brand
+
+    def idempotency_key(self, request: Request, fallback: str | None = None) -> str | None:
+        key = request.headers.get("Idempotency-Key", "").strip() or fallback
+        if key and len(key) > IDEMPOTENCY_KEY_MAX:
+            raise serializers.ValidationError({"Idempotency-Key": [f"At most {IDEMPOTENCY_KEY_MAX} characters."]})
+        return key
+
+    def membership(self, membership_id: int) -> Membership:
+        found = selectors.membership_list_for_brand(brand=self.brand).filter(pk=membership_id).first()
+        if found is None:
+            raise Http404("No such member.")
+        return found
+
+    def answer(self, request: Request, key: str | None, handler) -> Response:
+        if key is None:
+            status, body = handler()
+            return Response(body, status=status)
+        fingerprint = request_fingerprint(method=request.method, path=request.path, body=request.data)
+        status, body, replayed = idempotent_call(brand=self.brand, key=key, fingerprint=fingerprint, handler=handler)
+        response = Response(body, status=status)
+        if replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+def _event_wait(event_id: int, seconds: float) -> Event:
+    deadline = time.monotonic() + seconds
+    while True:
+        event = Event.objects.select_related("membership__member", "membership__tier").get(pk=event_id)
+        if event.status != Event.Status.PENDING or time.monotonic() >= deadline:
+            return event
+        time.sleep(0.05)
+
+
+EVENT_EXAMPLE = {
+    "id": 41,
+    "type": "purchase",
+    "status": "awarded",
+    "points": 6,
+    "reason": None,
+    "member": {"id": 7, "email": "fan@example.com", "external_id": "C-1001"},
+    "order_id": "T3-000123",
+    "amount": "5.50",
+    "currency": "USD",
+    "occurred_at": "2026-11-22T09:30:00+00:00",
+    "created_at": "2026-11-22T09:30:01+00:00",
+    "processed_at": "2026-11-22T09:30:01+00:00",
+    "balance": 512,
+    "tier": {"name": "Gold", "multiplier": "1.20"},
+}
+
+
+class EventCollection(BrandApiView):
+    @extend_schema(
+        operation_id="events_create",
+        summary="Send a purchase, refund or custom event",
+        description=(
+            "Stores the event and has a worker process it. 202 with `status: pending`; with `?wait=true` waits up "
+            "to 2 s and answers 201 with the outcome. `Idempotency-Key` header (for a purchase, the `order_id` is "
+            "the key when no header is sent): the same key and body replays the first answer; a different body is a "
+            "409. Send a key with refunds too, so that a retried refund is not applied twice."
+        ),
+        request=EventInputSerializer,
+        parameters=[
+            OpenApiParameter("wait", bool, description="wait up to 2 s for the outcome"),
+            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+        ],
+        responses={
+            201: OpenApiResponse(OpenApiTypes.OBJECT, description="processed"),
+            202: OpenApiResponse(OpenApiTypes.OBJECT, description="pending"),
+            **error_responses(400, 401, 409, 422, 429),
+        },
+        examples=[
+            OpenApiExample(
+                "purchase",
+                request_only=True,
+                value={
+                    "type": "purchase",
+                    "member": {"email": "fan@example.com"},
+                    "order_id": "T3-000123",
+                    "amount": "5.50",
+                    "currency": "USD",
+                    "location_id": "store-12",
+                },
+            ),
+            OpenApiExample(
+                "custom event",
+                request_only=True,
+                value={"type": "check_in", "member": {"external_id": "C-1001"}},
+            ),
+            OpenApiExample(
+                "refund",
+                request_only=True,
+                value={
+                    "type": "refund",
+                    "member": {"email": "fan@example.com"},
+                    "order_id": "T3-000123",
+                    "amount": "2.75",
+                },
+            ),
+            OpenApiExample("outcome", response_only=True, status_codes=["201"], value=EVENT_EXAMPLE),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = EventInputSerializer(data=request.data, context={"brand": self.brand})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        wait = request.query_params.get("wait", "").lower() in {"1", "true", "yes"}
+        key = self.idempotency_key(request, data["order_id"] if data["type"] == EarnRule.PURCHASE else None)
+
+        def handler() -> tuple[int, dict]:
+            with transaction.atomic():
+                event = event_ingest(
+                    brand=self.brand,
+                    type=data["type"],
+                    member=MemberRef(**data["member"]),
+                    order_id=data.get("order_id", ""),
+                    amount=data.get("amount"),
+                    currency=data.get("currency", ""),
+                    occurred_at=data.get("occurred_at"),
+                    location_id=data.get("location_id", ""),
+                    metadata=data.get("metadata"),
+                )
+            event = _event_wait(event.pk, WAIT_SECONDS if wait else 0)
+            return (202 if event.status == Event.Status.PENDING else 201), event_out(event)
+
+        return self.answer(request, key, handler)
+
+
+class EventDetail(BrandApiView):
+    @extend_schema(
+        operation_id="events_retrieve",
+        summary="An event and its outcome",
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="the event"),
+            **error_responses(401, 404),
+        },
+        examples=[OpenApiExample("awarded", response_only=True, value=EVENT_EXAMPLE)],
+    )
+    def get(self, request: Request, event_id: int) -> Response:
+        event = (
+            Event.objects.filter(brand=self.brand, pk=event_id)
+            .select_related("membership__member", "membership__tier")
+            .first()
+        )
+        if event is None:
+            raise Http404("No such event.")
+        return Response(event_out(event))
+
+
+MEMBER_EXAMPLE = {
+    "id": 7,
+    "email": "fan@example.com",
+    "external_id": "C-1001",
+    "status": "active",
+    "joined_at": "2026-01-03T10:00:00+00:00",
+    "balance": 512,
+    "tier": {"name": "Gold", "multiplier": "1.20"},
+    "qualifying_points": 612,
+    "next_tier": {"name": "Reserve", "points_needed": 1888},
+    "lifetime": {"earned": 700, "redeemed": 188, "expired": 0},
+}
+
+
+class MemberCollection(BrandApiView):
+    @extend_schema(
+        operation_id="members_list",
+        summary="Find members by email or external id",
+        parameters=[OpenApiParameter("email", str), OpenApiParameter("external_id", str)],
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="`results`: a list, empty when unknown"),
+            **error_responses(400, 401),
+        },
+        examples=[OpenApiExample("found", response_only=True, value={"results": [MEMBER_EXAMPLE]})],
+    )
+    def get(self, request: Request) -> Response:
+        email = request.query_params.get("email", "").strip()
+        external_id = request.query_params.get("external_id", "").strip()
+        if not email and not external_id:
+            raise serializers.ValidationError({"email": ["Give email or external_id to look a member up."]})
+        memberships = selectors.membership_list_for_brand(brand=self.brand, email=email, external_id=external_id)
+        return Response({"results": [member_out(m) for m in memberships[:50]]})
+
+
+class MemberDetail(BrandApiView):
+    @extend_schema(
+        operation_id="members_retrieve",
+        summary="A member: balance, tier, progress, lifetime totals",
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="the member"),
+            **error_responses(401, 404),
+        },
+        examples=[OpenApiExample("member", response_only=True, value=MEMBER_EXAMPLE)],
+    )
+    def get(self, request: Request, member_id: int) -> Response:
+        return Response(member_out(self.membership(member_id)))
+
+
+class MemberTransactions(BrandApiView):
+    @extend_schema(
+        operation_id="members_transactions",
+        summary="A member's signed points history, newest first",
+        parameters=[
+            OpenApiParameter("cursor", str),
+            OpenApiParameter("limit", int, description="1 to 200, default 50"),
+        ],
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="`results` and `next_cursor`"),
+            **error_responses(400, 401, 404),
+        },
+        examples=[
+            OpenApiExample(
+                "history",
+                response_only=True,
+                value={
+                    "results": [
+                        {
+                            "id": 90,
+                            "points": 6,
+                            "kind": "earn",
+                            "reason": "purchase T3-000123",
+                            "reference": "T3-000123",
+                            "created_at": "2026-11-22T09:30:01+00:00",
+                        }
+                    ],
+                    "next_cursor": None,
+                },
+            )
+        ],
+    )
+    def get(self, request: Request, member_id: int) -> Response:
+        membership = self.membership(member_id)
+        try:
+            limit = int(request.query_params.get("limit", 50))
+        except ValueError:
+            raise serializers.ValidationError({"limit": ["A whole number from 1 to 200."]}) from None
+        page = selectors.membership_statement(
+            membership=membership, cursor=request.query_params.get("cursor") or None, limit=limit
+        )
+        if page is None:
+            return Response({"results": [], "next_cursor": None})
+        return Response({"results": [statement_entry_out(e) for e in page.entries], "next_cursor": page.next_cursor})
+
+
+class AdjustmentCollection(BrandApiView):
+    @extend_schema(
+        operation_id="adjustments_create",
+        summary="Add or remove points by hand, with a reason",
+        request=AdjustmentInputSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={
+            201: OpenApiResponse(OpenApiTypes.OBJECT, description="the adjustment and the balance after it"),
+            **error_responses(400, 401, 404, 409, 422),
+        },
+        examples=[
+            OpenApiExample(
+                "goodwill",
+                request_only=True,
+                value={"member": {"email": "fan@example.com"}, "points": 25, "reason": "Spilled drink"},
+            ),
+            OpenApiExample(
+                "done",
+                response_only=True,
+                status_codes=["201"],
+                value={
+                    "id": 3,
+                    "member": {"id": 7},
+                    "points": 25,
+                    "reason": "Spilled drink",
+                    "created_by": "API key Till 1",
+                    "created_at": "2026-11-22T09:35:00+00:00",
+                    "balance": 537,
+                },
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = AdjustmentInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        ref = data["member"]
+        membership = selectors.membership_list_for_brand(
+            brand=self.brand, email=ref.get("email"), external_id=ref.get("external_id")
+        ).first()
+        if membership is None:
+            raise Http404("No such member.")
+        key = self.idempotency_key(request)
+
+        def handler() -> tuple[int, dict]:
+            adjustment = adjustment_create(
+                membership=membership,
+                points=data["points"],
+                reason=data["reason"],
+                idempotency_key=key or uuid.uuid4().hex,
+                api_key=request.auth,
+            )
+            return 201, adjustment_out(adjustment)
+
+        return self.answer(request, key, handler)

@@ -1,0 +1,28 @@
+"""Calendar periods in a brand's timezone: "per day" means the brand's day (DESIGN.md, Time)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+
+from loyalty.models import Brand
+
+
+def month_start(when: dt.datetime, brand: Brand) -> dt.date:
+    """First day of the month `when` falls in, in the brand's timezone."""
+    return when.astimezone(brand.zone).date().replace(day=1)
+
+
+def cap_periods(*, when: dt.datetime, zone: zoneinfo.ZoneInfo) -> dict[str, tuple[dt.datetime, dt.datetime]]:
+    """The day, ISO week (from Monday) and calendar month around `when`, in the brand's timezone."""
+    local = when.astimezone(zone)
+    # Arithmetic on zone-aware datetimes is wall-clock arithmetic: a DST day keeps its real length.
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    week = day - dt.timedelta(days=day.weekday())
+    month = day.replace(day=1)
+    next_month = (month + dt.timedelta(days=32)).replace(day=1)
+    return {
+        "day": (day, day + dt.timedelta(days=1)),
+        "week": (week, week + dt.timedelta(days=7)),
+        "month": (month, next_month),
+    }

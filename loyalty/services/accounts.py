@@ -1,0 +1,48 @@
+"""The ledger accounts of a brand and of each membership.
+
+Per brand: issuance (may go negative: minus its balance is what the brand has issued), adjustments
+(may go negative too), redemptions and expired (they only receive), and one wallet per membership,
+which may never go negative. All of a brand's accounts count the same unit, so no posting can mix
+two brands' points by accident.
+"""
+
+from __future__ import annotations
+
+from ledger.models import Account
+from ledger.services import account_get_or_create
+from loyalty.models import Brand, Membership
+
+BRAND_ACCOUNT_KINDS = {
+    Account.Kind.ISSUANCE: True,
+    Account.Kind.ADJUSTMENTS: True,
+    Account.Kind.REDEMPTIONS: False,
+    Account.Kind.EXPIRED: False,
+}
+
+
+def brand_unit(brand: Brand) -> str:
+    return f"points:brand:{brand.pk}"
+
+
+def brand_account(*, brand: Brand, kind: str) -> Account:
+    return account_get_or_create(
+        code=f"brand:{brand.pk}:{kind}",
+        kind=kind,
+        unit=brand_unit(brand),
+        allow_negative=BRAND_ACCOUNT_KINDS[kind],
+    )
+
+
+def membership_wallet(*, membership: Membership) -> Account:
+    """The membership's wallet, created (and linked) on first use; safe under concurrent first uses."""
+    if membership.wallet_id is not None:
+        return membership.wallet
+    wallet = account_get_or_create(
+        code=f"brand:{membership.brand_id}:wallet:{membership.pk}",
+        kind=Account.Kind.WALLET,
+        unit=f"points:brand:{membership.brand_id}",
+        allow_negative=False,
+    )
+    Membership.objects.filter(pk=membership.pk, wallet__isnull=True).update(wallet=wallet)
+    membership.wallet = wallet
+    return wallet

@@ -1,0 +1,105 @@
+"""Perks in the partner portal: the catalog, and redemptions with fulfil / cancel through the services."""
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from config.errors import ApplicationError
+from loyalty.admin_site import BrandScopedAdmin
+from perks.models import Perk, Redemption
+from perks.services import redemption_cancel, redemption_fulfill
+
+
+@admin.register(Perk)
+class PerkAdmin(BrandScopedAdmin):
+    list_display = [
+        "thumbnail",
+        "name",
+        "brand",
+        "category",
+        "cost",
+        "stock_left",
+        "minimum_tier",
+        "is_active",
+        "redeemed",
+    ]
+    list_display_links = ["thumbnail", "name"]
+    list_filter = ["is_active", "category", "fulfillment", "brand"]
+    search_fields = ["name", "description"]
+    fieldsets = (
+        (None, {"fields": ("brand", "name", "description", "category", "image", "is_active")}),
+        ("Price", {"fields": ("cost", "cash_value", "cash_currency")}),
+        (
+            "Stock and limits",
+            {"fields": ("stock", "limit_total", "limit_per_day", "limit_per_week", "limit_per_month", "minimum_tier")},
+        ),
+        ("Availability", {"fields": ("available_from", "available_until", "fulfillment")}),
+    )
+
+    @admin.display(description="")
+    def thumbnail(self, perk: Perk) -> str:
+        if perk.image:
+            return format_html('<img src="{}" alt="" style="height:36px;border-radius:6px">', perk.image.url)
+        return "—"
+
+    @admin.display(description="stock")
+    def stock_left(self, perk: Perk) -> str:
+        return "unlimited" if perk.stock is None else str(perk.stock)
+
+    @admin.display(description="redeemed")
+    def redeemed(self, perk: Perk) -> int:
+        return perk.redemptions.exclude(status=Redemption.Status.CANCELLED).count()
+
+    def has_delete_permission(self, request, obj=None):
+        # A perk with redemptions is history; deactivate it instead.
+        return super().has_delete_permission(request, obj) and (obj is None or not obj.redemptions.exists())
+
+
+@admin.register(Redemption)
+class RedemptionAdmin(BrandScopedAdmin):
+    list_display = ["created_at", "code", "perk", "membership", "cost", "status", "fulfilled_at", "cancelled_at"]
+    list_filter = ["status", "perk__category", "brand", "perk"]
+    search_fields = ["code", "membership__member__email", "perk__name"]
+    list_select_related = ["perk", "membership__member"]
+    readonly_fields = [
+        "brand",
+        "membership",
+        "perk",
+        "cost",
+        "code",
+        "status",
+        "created_at",
+        "fulfilled_at",
+        "cancelled_at",
+        "note",
+    ]
+    actions = ["mark_fulfilled", "cancel_and_refund"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request, *args):
+        return False  # redemptions are made by fans and tills, through perk_redeem
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _apply(self, request: HttpRequest, queryset: QuerySet, service, verb: str) -> None:
+        done, refused = 0, []
+        for redemption in queryset:
+            try:
+                service(redemption=redemption, note=f"{verb} by {request.user}")
+                done += 1
+            except ApplicationError as error:
+                refused.append(f"{redemption.code}: {error.message}")
+        if done:
+            self.message_user(request, f"{done} redemption(s) {verb}.", messages.SUCCESS)
+        for line in refused:
+            self.message_user(request, line, messages.WARNING)
+
+    @admin.action(description="Mark fulfilled")
+    def mark_fulfilled(self, request, queryset):
+        self._apply(request, queryset, redemption_fulfill, "fulfilled")
+
+    @admin.action(description="Cancel and refund the points")
+    def cancel_and_refund(self, request, queryset):
+        self._apply(request, queryset, redemption_cancel, "cancelled")

@@ -1,0 +1,232 @@
+"""Perks over the API: the catalog, redemptions at the till, cancellation and voucher consumption."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from loyalty.api import BrandApiView, error_responses
+from loyalty.selectors import membership_balance, membership_list_for_brand
+from loyalty.serializers import MemberRefSerializer
+from perks.models import Perk, Redemption
+from perks.selectors import perk_list_active, perk_refusal
+from perks.services import perk_redeem, redemption_cancel, voucher_consume
+
+
+class RedemptionInputSerializer(serializers.Serializer):
+    member = MemberRefSerializer()
+    perk = serializers.IntegerField(min_value=1)
+
+
+class VoucherInputSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=40)
+
+
+def perk_out(perk: Perk, refusal=None, *, member_given: bool = False) -> dict:
+    body = {
+        "id": perk.pk,
+        "name": perk.name,
+        "description": perk.description,
+        "category": perk.category,
+        "cost": perk.cost,
+        "cash_value": str(perk.cash_value) if perk.cash_value is not None else None,
+        "stock": perk.stock,
+        "minimum_tier": perk.minimum_tier.name if perk.minimum_tier_id else None,
+        "fulfillment": perk.fulfillment,
+        "image": perk.image.url if perk.image else None,
+    }
+    if member_given:
+        body["redeemable"] = refusal is None
+        body["reason"] = refusal.code if refusal else None
+    return body
+
+
+def redemption_out(redemption: Redemption, balance: int | None = None) -> dict:
+    body = {
+        "id": redemption.pk,
+        "code": redemption.code,
+        "perk": {"id": redemption.perk_id, "name": redemption.perk.name},
+        "member": {"id": redemption.membership_id},
+        "cost": redemption.cost,
+        "status": redemption.status,
+        "created_at": redemption.created_at.isoformat(),
+        "fulfilled_at": redemption.fulfilled_at.isoformat() if redemption.fulfilled_at else None,
+        "cancelled_at": redemption.cancelled_at.isoformat() if redemption.cancelled_at else None,
+    }
+    if balance is not None:
+        body["balance"] = balance
+    return body
+
+
+REDEMPTION_EXAMPLE = {
+    "id": 12,
+    "code": "K7QX3MWA9PTE",
+    "perk": {"id": 3, "name": "$2 off"},
+    "member": {"id": 7},
+    "cost": 60,
+    "status": "issued",
+    "created_at": "2026-11-22T09:40:00+00:00",
+    "fulfilled_at": None,
+    "cancelled_at": None,
+    "balance": 452,
+}
+
+
+class PerkCollection(BrandApiView):
+    @extend_schema(
+        operation_id="perks_list",
+        summary="The brand's active perks",
+        parameters=[
+            OpenApiParameter("member", int, description="a member id: adds `redeemable` and `reason` per perk"),
+            OpenApiParameter("redeemable", bool, description="with `member`: only the perks they can redeem now"),
+        ],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="`results`"), **error_responses(401, 404)},
+        examples=[
+            OpenApiExample(
+                "menu",
+                response_only=True,
+                value={
+                    "results": [
+                        {
+                            "id": 3,
+                            "name": "$2 off",
+                            "description": "",
+                            "category": "discount",
+                            "cost": 60,
+                            "cash_value": "2.00",
+                            "stock": None,
+                            "minimum_tier": None,
+                            "fulfillment": "voucher",
+                            "image": None,
+                            "redeemable": True,
+                            "reason": None,
+                        }
+                    ]
+                },
+            )
+        ],
+    )
+    def get(self, request: Request) -> Response:
+        perks = list(perk_list_active(brand=self.brand))
+        member_id = request.query_params.get("member")
+        if not member_id:
+            return Response({"results": [perk_out(perk) for perk in perks]})
+        if not member_id.isdigit():
+            raise serializers.ValidationError({"member": ["A member id."]})
+        membership = self.membership(int(member_id))
+        rows = [(perk, perk_refusal(membership=membership, perk=perk)) for perk in perks]
+        if request.query_params.get("redeemable", "").lower() in {"1", "true", "yes"}:
+            rows = [(perk, refusal) for perk, refusal in rows if refusal is None]
+        return Response({"results": [perk_out(perk, refusal, member_given=True) for perk, refusal in rows]})
+
+
+class RedemptionCollection(BrandApiView):
+    @extend_schema(
+        operation_id="redemptions_create",
+        summary="Redeem a perk for a member",
+        description="Spends the points at once. Send an `Idempotency-Key`: a retry replays the first answer.",
+        request=RedemptionInputSerializer,
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={
+            201: OpenApiResponse(OpenApiTypes.OBJECT, description="the redemption and the balance after"),
+            **error_responses(400, 401, 404, 409, 422),
+        },
+        examples=[
+            OpenApiExample("redeem", request_only=True, value={"member": {"email": "fan@example.com"}, "perk": 3}),
+            OpenApiExample("issued", response_only=True, status_codes=["201"], value=REDEMPTION_EXAMPLE),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = RedemptionInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        membership = membership_list_for_brand(
+            brand=self.brand, email=data["member"].get("email"), external_id=data["member"].get("external_id")
+        ).first()
+        perk = Perk.objects.filter(brand=self.brand, pk=data["perk"]).first()
+        if membership is None or perk is None:
+            raise Http404("No such member." if membership is None else "No such perk.")
+        key = self.idempotency_key(request)
+
+        def handler() -> tuple[int, dict]:
+            result = perk_redeem(membership=membership, perk=perk, request_key=key or f"api:{uuid.uuid4().hex}")
+            return 201, redemption_out(result.redemption, result.balance)
+
+        return self.answer(request, key, handler)
+
+
+class _BrandRedemptionView(BrandApiView):
+    def redemption(self, redemption_id: int) -> Redemption:
+        found = Redemption.objects.filter(brand=self.brand, pk=redemption_id).select_related("perk").first()
+        if found is None:
+            raise Http404("No such redemption.")
+        return found
+
+
+class RedemptionDetail(_BrandRedemptionView):
+    @extend_schema(
+        operation_id="redemptions_retrieve",
+        summary="A redemption",
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="the redemption"),
+            **error_responses(401, 404),
+        },
+        examples=[OpenApiExample("issued", response_only=True, value=REDEMPTION_EXAMPLE)],
+    )
+    def get(self, request: Request, redemption_id: int) -> Response:
+        return Response(redemption_out(self.redemption(redemption_id)))
+
+
+class RedemptionCancel(_BrandRedemptionView):
+    @extend_schema(
+        operation_id="redemptions_cancel",
+        summary="Cancel a redemption: points and stock come back, once",
+        request=None,
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="the cancelled redemption"),
+            **error_responses(401, 404, 422),
+        },
+        examples=[
+            OpenApiExample(
+                "cancelled", response_only=True, value={**REDEMPTION_EXAMPLE, "status": "cancelled", "balance": 512}
+            )
+        ],
+    )
+    def post(self, request: Request, redemption_id: int) -> Response:
+        redemption = redemption_cancel(redemption=self.redemption(redemption_id), note="cancelled over the API")
+        return Response(redemption_out(redemption, membership_balance(redemption.membership)))
+
+
+class VoucherRedeem(BrandApiView):
+    @extend_schema(
+        operation_id="vouchers_redeem",
+        summary="A till consumes a voucher code",
+        request=VoucherInputSerializer,
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="the fulfilled redemption"),
+            **error_responses(400, 401, 422),
+        },
+        examples=[
+            OpenApiExample("consume", request_only=True, value={"code": "K7QX3MWA9PTE"}),
+            OpenApiExample(
+                "fulfilled",
+                response_only=True,
+                value={**REDEMPTION_EXAMPLE, "status": "fulfilled", "fulfilled_at": "2026-11-22T10:00:00Z"},
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = VoucherInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        redemption = voucher_consume(
+            brand_id=self.brand.pk,
+            code=serializer.validated_data["code"],
+            note=f"consumed by API key {request.auth.name}",
+        )
+        return Response(redemption_out(redemption))

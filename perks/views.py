@@ -1,0 +1,88 @@
+"""Fan pages: a brand's perks, redeem with a confirmation step, the voucher, and "my rewards"."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+
+from config.errors import ApplicationError
+from loyalty.models import Brand
+from loyalty.selectors import membership_balance, membership_for_user
+from perks.models import Perk, Redemption
+from perks.selectors import perk_list_active, perk_refusal, redemption_list_for_user
+from perks.services import perk_redeem
+
+
+def perk_list(request: HttpRequest, slug: str) -> HttpResponse:
+    brand = get_object_or_404(Brand, slug=slug, is_active=True)
+    membership = membership_for_user(user=request.user, brand=brand)
+    balance = membership_balance(membership) if membership else None
+    rows = [
+        {
+            "perk": perk,
+            "refusal": perk_refusal(membership=membership, perk=perk, balance=balance) if membership else None,
+        }
+        for perk in perk_list_active(brand=brand)
+    ]
+    return render(
+        request, "perks/perk_list.html", {"brand": brand, "membership": membership, "balance": balance, "rows": rows}
+    )
+
+
+@login_required
+def perk_redeem_confirm(request: HttpRequest, slug: str, perk_id: int) -> HttpResponse:
+    brand = get_object_or_404(Brand, slug=slug, is_active=True)
+    perk = get_object_or_404(Perk, pk=perk_id, brand=brand)
+    membership = membership_for_user(user=request.user, brand=brand)
+    if membership is None:
+        messages.error(request, f"Join the {brand.name} fan club to redeem perks.")
+        return redirect("brand_detail", slug=brand.slug)
+    if request.method == "POST":
+        # The form's nonce is the redemption's request key: a double click or a resubmitted form
+        # finds the redemption it already made instead of spending twice.
+        nonce = request.POST.get("nonce", "")[:64]
+        if not nonce:
+            raise Http404("Missing form nonce.")
+        try:
+            result = perk_redeem(membership=membership, perk=perk, request_key=f"web:{nonce}")
+        except ApplicationError as error:
+            messages.error(request, error.message)
+            return redirect("perk_list", slug=brand.slug)
+        return redirect("my_reward", redemption_id=result.redemption.pk)
+    balance = membership_balance(membership)
+    refusal = perk_refusal(membership=membership, perk=perk, balance=balance)
+    return render(
+        request,
+        "perks/perk_confirm.html",
+        {
+            "brand": brand,
+            "perk": perk,
+            "balance": balance,
+            "after": balance - perk.cost,
+            "refusal": refusal,
+            "nonce": uuid.uuid4().hex,
+        },
+    )
+
+
+@login_required
+def my_rewards(request: HttpRequest) -> HttpResponse:
+    return render(request, "perks/my_rewards.html", {"redemptions": redemption_list_for_user(request.user)})
+
+
+@login_required
+def my_reward(request: HttpRequest, redemption_id: int) -> HttpResponse:
+    redemption = get_object_or_404(
+        Redemption.objects.select_related("perk", "brand", "membership"),
+        pk=redemption_id,
+        membership__member__user=request.user,
+    )
+    return render(
+        request,
+        "perks/my_reward.html",
+        {"redemption": redemption, "balance": membership_balance(redemption.membership)},
+    )

@@ -1,0 +1,33 @@
+from decimal import Decimal
+
+import pytest
+from rest_framework.test import APIClient
+
+from loyalty.models import EarnRule, Tier
+from tests.loyalty.factories import BrandApiKeyFactory, BrandFactory
+
+
+@pytest.fixture
+def coffee():
+    """The Starbucks-model brand: 1 Star per $1, Green / Gold / Reserve, check-in 5 Stars once a day."""
+    brand = BrandFactory(name="Coffee", slug="coffee", timezone="America/Los_Angeles", points_name="Stars")
+    EarnRule.objects.create(brand=brand, event_type="purchase", points_per_unit=Decimal("1"), currency="USD")
+    EarnRule.objects.create(brand=brand, event_type="check_in", points=5, cap_per_day=1)
+    for rank, (name, threshold, multiplier) in enumerate(
+        [("Green", 0, "1.0"), ("Gold", 500, "1.2"), ("Reserve", 2500, "1.7")], start=1
+    ):
+        Tier.objects.create(brand=brand, name=name, rank=rank, threshold=threshold, multiplier=Decimal(multiplier))
+    return brand
+
+
+def api_client_for(brand) -> APIClient:
+    key = BrandApiKeyFactory(brand=brand)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key.plain_key}")
+    client.api_key = key
+    return client
+
+
+@pytest.fixture
+def coffee_api(coffee) -> APIClient:
+    return api_client_for(coffee)

@@ -1,0 +1,103 @@
+"""Stripe's idempotency semantics, under real concurrency (threads, each with its own connection)."""
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from ledger.models import Transaction
+from ledger.selectors import account_balance_get
+from loyalty.models import Event, IdempotencyRecord
+from tests.loyalty.conftest import api_client_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BODY = {
+    "type": "purchase",
+    "member": {"email": "rush@example.com"},
+    "order_id": "RUSH-1",
+    "amount": "7.25",
+    "currency": "USD",
+}
+
+
+def test_100_identical_purchases_at_once_credit_once_and_answer_identically(coffee, celery_worker):
+    key = api_client_for(coffee).api_key
+
+    def send(_):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key.plain_key}")
+        try:
+            response = client.post("/api/v1/events?wait=true", BODY, format="json")
+            return response.status_code, response.json()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        answers = list(pool.map(send, range(100)))
+
+    assert len({status for status, _ in answers}) == 1
+    assert len({repr(sorted(body.items())) for _, body in answers}) == 1, answers[:3]
+    event = Event.objects.get(order_id="RUSH-1")
+    deadline = time.monotonic() + 10
+    while event.status == Event.Status.PENDING and time.monotonic() < deadline:
+        time.sleep(0.05)
+        event.refresh_from_db()
+    assert event.status == Event.Status.AWARDED
+    assert Transaction.objects.filter(kind="earn").count() == 1
+    assert event.membership.lifetime_earned == 7
+    assert account_balance_get(event.membership.wallet).balance == 7
+
+
+def test_same_key_same_body_replays_status_and_body(coffee_api, celery_worker):
+    first = coffee_api.post("/api/v1/events?wait=true", BODY, format="json")
+    again = coffee_api.post("/api/v1/events?wait=true", BODY, format="json")
+
+    assert (again.status_code, again.json()) == (first.status_code, first.json())
+    assert again["Idempotent-Replayed"] == "true"
+    assert Event.objects.count() == 1
+
+
+def test_same_key_different_body_is_409_idempotency_conflict(coffee_api, celery_worker):
+    coffee_api.post("/api/v1/events?wait=true", BODY, format="json")
+    response = coffee_api.post("/api/v1/events?wait=true", {**BODY, "amount": "9.99"}, format="json")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_conflict"
+    assert Event.objects.count() == 1
+
+
+def test_header_key_wins_over_order_id_and_a_reused_order_id_is_still_refused(coffee_api, celery_worker):
+    coffee_api.post("/api/v1/events", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    response = coffee_api.post("/api/v1/events", BODY, format="json", HTTP_IDEMPOTENCY_KEY="k-2")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "duplicate_order"
+    assert Event.objects.count() == 1
+
+
+def test_keys_are_scoped_to_the_brand(coffee, celery_worker):
+    from tests.loyalty.factories import BrandFactory
+
+    other = BrandFactory(slug="other")
+    from loyalty.models import EarnRule
+
+    EarnRule.objects.create(brand=other, event_type="purchase", points_per_unit=1, currency="USD")
+    assert api_client_for(coffee).post("/api/v1/events", BODY, format="json").status_code == 202
+    assert api_client_for(other).post("/api/v1/events", BODY, format="json").status_code == 202
+    assert IdempotencyRecord.objects.count() == 2
+
+
+def test_idempotency_records_are_purged_after_their_ttl(coffee_api, settings):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from loyalty.services.idempotency import idempotency_records_purge
+
+    coffee_api.post("/api/v1/events", BODY, format="json")
+    settings.IDEMPOTENCY_KEY_TTL_HOURS = 24
+    assert idempotency_records_purge(now=timezone.now() + dt.timedelta(hours=23)) == 0
+    assert idempotency_records_purge(now=timezone.now() + dt.timedelta(hours=25)) == 1
