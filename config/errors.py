@@ -21,6 +21,8 @@ class ApplicationError(Exception):
 
     status_code = 422
     code = "rule_violation"
+    # A transient refusal ("try again in a moment") is never stored as the answer to an idempotency key.
+    transient = False
 
     def __init__(
         self,

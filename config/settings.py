@@ -248,6 +248,7 @@ EVENT_MAX_AGE_DAYS = env_int("EVENT_MAX_AGE_DAYS", 30)
 API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "6000/min")
 CELERY_BEAT_SCHEDULE = {
     "idempotency-keys-purge": {"task": "loyalty.tasks.idempotency_purge_task", "schedule": 3600.0},
+    "events-pending-requeue": {"task": "loyalty.tasks.events_pending_requeue_task", "schedule": 60.0},
 }
 
 # --- Livestream ---------------------------------------------------------------------------------

@@ -153,6 +153,9 @@ class MembershipAdmin(BrandScopedAdmin):
     list_select_related = ["member", "brand", "tier"]
     autocomplete_fields = ["member"]
     readonly_fields = ["joined_at", "points_summary", "history"]
+    # The engine owns the tier (qualifying points); member and brand are the membership's identity,
+    # and its wallet holds that brand's points.
+    readonly_on_change = ["member", "brand", "tier"]
     fieldsets = (
         (None, {"fields": ("member", "brand", "status", "external_id", "tier", "joined_at")}),
         ("Points", {"fields": ("points_summary", "history")}),
@@ -160,6 +163,10 @@ class MembershipAdmin(BrandScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        return [*readonly, *self.readonly_on_change] if obj is not None else readonly
 
     @admin.display(description="balance")
     def points_balance(self, membership: Membership) -> int:

@@ -154,6 +154,21 @@ class BrandScopedAdmin(ModelAdmin):
             initial.setdefault("brand", next(iter(brand_ids)))
         return initial
 
+    # --- writes ----------------------------------------------------------------------------------
+
+    def save_model(self, request: HttpRequest, obj: Model, form, change: bool) -> None:
+        """On change, write only the fields the form changed (Zulip's rule: save(update_fields=...)).
+
+        A whole-row save would put back values read when the form was opened, undoing what workers
+        changed meanwhile (a tier upgrade, a counter).
+        """
+        if not change:
+            return super().save_model(request, obj, form, change)
+        concrete = {field.name for field in obj._meta.concrete_fields}
+        changed = [name for name in form.changed_data if name in concrete]
+        if changed:
+            obj.save(update_fields=changed)
+
     # --- permissions: brand staff manage their brand's rows without per-model Django perms -------
 
     def has_module_permission(self, request: HttpRequest) -> bool:

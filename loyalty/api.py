@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 import uuid
 
-from django.db import transaction
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -26,6 +25,7 @@ from loyalty.models import Brand, EarnRule, Event, Membership
 from loyalty.serializers import (
     AdjustmentInputSerializer,
     EventInputSerializer,
+    MemberRefSerializer,
     adjustment_out,
     event_out,
     member_out,
@@ -183,18 +183,17 @@ class EventCollection(BrandApiView):
         key = self.idempotency_key(request, data["order_id"] if data["type"] == EarnRule.PURCHASE else None)
 
         def handler() -> tuple[int, dict]:
-            with transaction.atomic():
-                event = event_ingest(
-                    brand=self.brand,
-                    type=data["type"],
-                    member=MemberRef(**data["member"]),
-                    order_id=data.get("order_id", ""),
-                    amount=data.get("amount"),
-                    currency=data.get("currency", ""),
-                    occurred_at=data.get("occurred_at"),
-                    location_id=data.get("location_id", ""),
-                    metadata=data.get("metadata"),
-                )
+            event = event_ingest(
+                brand=self.brand,
+                type=data["type"],
+                member=MemberRef(**data["member"]),
+                order_id=data.get("order_id", ""),
+                amount=data.get("amount"),
+                currency=data.get("currency", ""),
+                occurred_at=data.get("occurred_at"),
+                location_id=data.get("location_id", ""),
+                metadata=data.get("metadata"),
+            )
             event = _event_wait(event.pk, WAIT_SECONDS if wait else 0)
             return (202 if event.status == Event.Status.PENDING else 201), event_out(event)
 
@@ -248,10 +247,18 @@ class MemberCollection(BrandApiView):
         examples=[OpenApiExample("found", response_only=True, value={"results": [MEMBER_EXAMPLE]})],
     )
     def get(self, request: Request) -> Response:
-        email = request.query_params.get("email", "").strip()
-        external_id = request.query_params.get("external_id", "").strip()
-        if not email and not external_id:
-            raise serializers.ValidationError({"email": ["Give email or external_id to look a member up."]})
+        query = MemberRefSerializer(
+            data={k: v for k, v in request.query_params.items() if k in ("email", "external_id")}
+        )
+        if not query.is_valid():
+            fields = (
+                query.errors
+                if "non_field_errors" not in query.errors
+                else {"email": ["Give email or external_id to look a member up."]}
+            )
+            raise serializers.ValidationError(fields)
+        email = query.validated_data.get("email", "")
+        external_id = query.validated_data.get("external_id", "")
         memberships = selectors.membership_list_for_brand(brand=self.brand, email=email, external_id=external_id)
         return Response({"results": [member_out(m) for m in memberships[:50]]})
 
@@ -304,10 +311,11 @@ class MemberTransactions(BrandApiView):
     )
     def get(self, request: Request, member_id: int) -> Response:
         membership = self.membership(member_id)
+        limit = serializers.IntegerField(min_value=1, max_value=200)
         try:
-            limit = int(request.query_params.get("limit", 50))
-        except ValueError:
-            raise serializers.ValidationError({"limit": ["A whole number from 1 to 200."]}) from None
+            limit = limit.run_validation(request.query_params.get("limit", 50))
+        except serializers.ValidationError as error:
+            raise serializers.ValidationError({"limit": error.detail}) from None
         page = selectors.membership_statement(
             membership=membership, cursor=request.query_params.get("cursor") or None, limit=limit
         )

@@ -22,6 +22,7 @@ from loyalty.models import Event, Membership
 class LockUnavailableError(ApplicationError):
     status_code = 409
     code = "in_progress"
+    transient = True
 
 
 @contextlib.contextmanager
@@ -48,8 +49,5 @@ def membership_lock_row(membership_id: int) -> Membership:
 
 
 def event_lock_row(event_id: int) -> Event:
+    """An event row (the one being processed, or the purchase a refund undoes), locked."""
     return Event.objects.select_for_update(of=("self",)).get(pk=event_id)
-
-
-def purchase_lock_row(purchase_id: int) -> Event:
-    return Event.objects.select_for_update(of=("self",)).get(pk=purchase_id)

@@ -31,7 +31,10 @@ class MemberRefSerializer(serializers.Serializer):
 def validate_metadata(value):
     if not isinstance(value, dict):
         raise serializers.ValidationError("Must be a JSON object.")
-    if len(json.dumps(value, separators=(",", ":")).encode()) > METADATA_MAX_BYTES:
+    encoded = json.dumps(value, separators=(",", ":"))
+    if "\\u0000" in encoded:  # PostgreSQL's jsonb cannot store a NUL character
+        raise serializers.ValidationError("Must not contain NUL characters.")
+    if len(encoded.encode()) > METADATA_MAX_BYTES:
         raise serializers.ValidationError(f"Must be at most {METADATA_MAX_BYTES // 1024} KB of JSON.")
     return value
 

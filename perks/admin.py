@@ -8,7 +8,7 @@ from django.utils.html import format_html
 from config.errors import ApplicationError
 from loyalty.admin_site import BrandScopedAdmin
 from perks.models import Perk, Redemption
-from perks.services import redemption_cancel, redemption_fulfill
+from perks.services import perk_stock_set, redemption_cancel, redemption_fulfill
 
 
 @admin.register(Perk)
@@ -50,6 +50,26 @@ class PerkAdmin(BrandScopedAdmin):
     @admin.display(description="redeemed")
     def redeemed(self, perk: Perk) -> int:
         return perk.redemptions.exclude(status=Redemption.Status.CANCELLED).count()
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if "stock" in form.base_fields:
+            # The form carries the stock staff saw, so that saving applies their change as a difference.
+            form.base_fields["stock"].show_hidden_initial = True
+        return form
+
+    def save_model(self, request, obj, form, change):
+        if change and "stock" in form.changed_data:
+            # Fans redeem while the form is open: apply the staff's change relative to what they saw.
+            seen = form.fields["stock"].to_python(form.data.get(form.add_initial_prefix("stock")))
+            form.changed_data.remove("stock")
+            super().save_model(request, obj, form, change)
+            try:
+                perk_stock_set(perk=obj, seen=seen, wanted=form.cleaned_data["stock"])
+            except ApplicationError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            return
+        super().save_model(request, obj, form, change)
 
     def has_delete_permission(self, request, obj=None):
         # A perk with redemptions is history; deactivate it instead.

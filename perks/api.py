@@ -117,10 +117,11 @@ class PerkCollection(BrandApiView):
         member_id = request.query_params.get("member")
         if not member_id:
             return Response({"results": [perk_out(perk) for perk in perks]})
-        if not member_id.isdigit():
+        if not (member_id.isascii() and member_id.isdecimal()):
             raise serializers.ValidationError({"member": ["A member id."]})
         membership = self.membership(int(member_id))
-        rows = [(perk, perk_refusal(membership=membership, perk=perk)) for perk in perks]
+        balance = membership_balance(membership)
+        rows = [(perk, perk_refusal(membership=membership, perk=perk, balance=balance)) for perk in perks]
         if request.query_params.get("redeemable", "").lower() in {"1", "true", "yes"}:
             rows = [(perk, refusal) for perk, refusal in rows if refusal is None]
         return Response({"results": [perk_out(perk, refusal, member_given=True) for perk, refusal in rows]})

@@ -1,5 +1,7 @@
 """Row locks of the perks app. Callers hold the membership's locks first (loyalty.locks order):
-membership Redis lock -> membership row -> redemption row / perk stock (conditional update) -> ledger balance rows.
+membership Redis lock -> membership row -> redemption row -> perk row (stock, by conditional update)
+-> the ledger's balance rows. perk_redeem and redemption_cancel both touch the perk row before the
+ledger, so a redemption and a cancellation of the same perk cannot deadlock.
 """
 
 from __future__ import annotations

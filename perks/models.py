@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from loyalty.models import Brand, Membership, Tier
@@ -68,6 +69,13 @@ class Perk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.cost})"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.minimum_tier_id and self.brand_id and self.minimum_tier.brand_id != self.brand_id:
+            raise ValidationError({"minimum_tier": "Choose a tier of this perk's brand."})
+        if self.available_from and self.available_until and self.available_until <= self.available_from:
+            raise ValidationError({"available_until": "Must be after 'available from'."})
 
 
 class Redemption(models.Model):

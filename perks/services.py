@@ -25,6 +25,7 @@ from ledger.services import transaction_post, transaction_reverse
 from loyalty import locks as loyalty_locks
 from loyalty.models import Membership
 from loyalty.services.accounts import brand_account, membership_wallet
+from loyalty.services.idempotency import IdempotencyConflictError
 from perks import locks
 from perks.models import Perk, Redemption
 from perks.selectors import perk_refusal
@@ -52,7 +53,7 @@ def perk_redeem(*, membership: Membership, perk: Perk, request_key: str) -> Rede
         existing = Redemption.objects.filter(membership=membership, request_key=request_key).first()
         if existing is not None:
             if existing.perk_id != perk.pk:
-                raise ApplicationError("idempotency_conflict", "This request key was used for another perk.")
+                raise IdempotencyConflictError(message="This request key was already used for another perk.")
             return RedeemResult(existing, False, account_balance_get(membership.wallet).balance)
         perk = Perk.objects.get(pk=perk.pk)  # fresh: price, window and limits as they are now
         wallet = membership_wallet(membership=membership)
@@ -104,14 +105,15 @@ def redemption_cancel(*, redemption: Redemption, note: str = "") -> Redemption:
             return redemption
         if redemption.status == Redemption.Status.FULFILLED:
             raise ApplicationError("already_fulfilled", "This redemption was already used; it cannot be cancelled.")
+        # The perk row before the ledger's balance rows, as in perk_redeem: one order, no deadlock.
+        if redemption.perk.stock is not None:
+            Perk.objects.filter(pk=redemption.perk_id).update(stock=F("stock") + 1)
         refund = transaction_reverse(
             original=redemption.ledger_transaction,
             idempotency_key=f"redeem-cancel:{redemption.pk}",
             memo=f"cancelled: {redemption.perk.name}",
             metadata={"perk_id": redemption.perk_id, "redemption_id": redemption.pk},
         )
-        if redemption.perk.stock is not None:
-            Perk.objects.filter(pk=redemption.perk_id).update(stock=F("stock") + 1)
         redemption.status = Redemption.Status.CANCELLED
         redemption.cancelled_at = timezone.now()
         redemption.refund_transaction = refund.transaction
@@ -142,3 +144,19 @@ def voucher_consume(*, brand_id: int, code: str, note: str = "") -> Redemption:
     if redemption is None:
         raise VoucherRefusedError("voucher_unknown", "No voucher with this code.")
     return redemption_fulfill(redemption=redemption, note=note)
+
+
+def perk_stock_set(*, perk: Perk, seen: int | None, wanted: int | None) -> Perk:
+    """Staff changed the stock from `seen` (what their form showed) to `wanted`.
+
+    Applied as a difference, so redemptions made while the form was open still count: 10 shown, 4
+    sold meanwhile, 12 entered means 8 now. Switching between unlimited (None) and a number sets it.
+    """
+    if seen is None or wanted is None:
+        Perk.objects.filter(pk=perk.pk).update(stock=wanted)
+    elif wanted != seen:
+        delta = wanted - seen
+        if not Perk.objects.filter(pk=perk.pk, stock__gte=-delta).update(stock=F("stock") + delta):
+            raise ApplicationError("stock_changed", "Fewer are left than you remove: reload and try again.")
+    perk.refresh_from_db(fields=["stock"])
+    return perk

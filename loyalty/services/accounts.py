@@ -40,7 +40,7 @@ def membership_wallet(*, membership: Membership) -> Account:
     wallet = account_get_or_create(
         code=f"brand:{membership.brand_id}:wallet:{membership.pk}",
         kind=Account.Kind.WALLET,
-        unit=f"points:brand:{membership.brand_id}",
+        unit=brand_unit(membership.brand),
         allow_negative=False,
     )
     Membership.objects.filter(pk=membership.pk, wallet__isnull=True).update(wallet=wallet)

@@ -153,19 +153,25 @@ def event_ingest(
                 message=f"Only {left} {refund_of.currency} of this order is left to refund.",
                 extra={"refundable": str(left)},
             )
-        currency = currency or refund_of.currency
+        if currency and currency != refund_of.currency:
+            raise ApplicationError(
+                "currency_mismatch",
+                f"The order was paid in {refund_of.currency}.",
+                fields={"currency": [f"Must be {refund_of.currency}, the order's currency."]},
+            )
+        currency = refund_of.currency
     try:
         with transaction.atomic():
-            event = _event_create(
+            event = Event.objects.create(
                 brand=brand,
                 membership=membership,
                 type=type,
-                order_id=order_id,
+                order_id=order_id or "",
                 amount=amount,
-                currency=currency,
-                occurred_at=occurred_at,
-                location_id=location_id,
-                metadata=metadata,
+                currency=currency or "",
+                occurred_at=occurred_at or timezone.now(),
+                location_id=location_id or "",
+                metadata=metadata or {},
                 refund_of=refund_of,
             )
     except IntegrityError as error:
@@ -173,25 +179,10 @@ def event_ingest(
         raise DuplicateOrderError(
             message=f"A purchase with order id {order_id!r} was already received (under another idempotency key).",
         ) from error
-    transaction.on_commit(lambda: event_process_task.delay(event.pk))
+    # robust: a broker that is down must not lose the accepted event; events_pending_requeue_task
+    # sends it again.
+    transaction.on_commit(lambda: event_process_task.delay(event.pk), robust=True)
     return event
-
-
-def _event_create(
-    *, brand, membership, type, order_id, amount, currency, occurred_at, location_id, metadata, refund_of
-):
-    return Event.objects.create(
-        brand=brand,
-        membership=membership,
-        type=type,
-        order_id=order_id or "",
-        amount=amount,
-        currency=currency or "",
-        occurred_at=occurred_at or timezone.now(),
-        location_id=location_id or "",
-        metadata=metadata or {},
-        refund_of=refund_of,
-    )
 
 
 def event_record(
@@ -359,7 +350,7 @@ def _tier_upgrade(membership: Membership) -> None:
 
 
 def _refund(event: Event, membership: Membership) -> None:
-    purchase = locks.purchase_lock_row(event.refund_of_id)
+    purchase = locks.event_lock_row(event.refund_of_id)
     if purchase.status == Event.Status.PENDING:
         _award(purchase, membership)  # the refund's task ran first: settle the purchase before undoing it
     left = purchase.amount - purchase.refunded_amount
@@ -374,6 +365,8 @@ def _refund(event: Event, membership: Membership) -> None:
         due = refund_points_due(awarded=purchase.points, purchase_amount=purchase.amount, refunded_total=refunded_total)
         owed = due - purchase.refunded_points
         # Points already spent cannot be taken back: take what the wallet holds, record the rest.
+        # Reading the balance unlocked is safe: every debit of a wallet (redemptions, adjustments,
+        # refunds, expiry) holds this membership's row lock, which we hold.
         taken = min(owed, account_balance_get(wallet).balance)
     if taken > 0:
         result = transaction_reverse(
@@ -460,3 +453,16 @@ def adjustment_create(
             created_by_api_key=api_key,
             ledger_transaction=result.transaction,
         )
+
+
+def events_pending_requeue(*, older_than_seconds: int = 120, limit: int = 1000) -> int:
+    """Send again the events still pending after a while (a broker outage, a task that gave up)."""
+    cutoff = timezone.now() - dt.timedelta(seconds=older_than_seconds)
+    ids = list(
+        Event.objects.filter(status=Event.Status.PENDING, created_at__lt=cutoff)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for event_id in ids:
+        event_process_task.delay(event_id)
+    return len(ids)

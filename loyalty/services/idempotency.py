@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.errors import ApplicationError
+from config.errors import ApplicationError, error_body
 from loyalty.models import Brand, IdempotencyRecord
 
 WAIT_FOR_FIRST_SECONDS = 10.0
@@ -35,6 +35,7 @@ class IdempotencyConflictError(ApplicationError):
 class RequestInProgressError(ApplicationError):
     status_code = 409
     code = "in_progress"
+    transient = True
 
 
 def request_fingerprint(*, method: str, path: str, body: Any) -> str:
@@ -51,6 +52,10 @@ def _claim(brand: Brand, key: str, fingerprint: str) -> bool:
     return True
 
 
+def _release(brand: Brand, key: str) -> None:
+    IdempotencyRecord.objects.filter(brand=brand, key=key, state=IdempotencyRecord.State.IN_PROGRESS).delete()
+
+
 def idempotent_call(
     *, brand: Brand, key: str, fingerprint: str, handler: Callable[[], tuple[int, dict]]
 ) -> tuple[int, dict, bool]:
@@ -63,21 +68,15 @@ def idempotent_call(
         try:
             status, body = handler()
         except ApplicationError as error:
+            if error.transient:
+                _release(brand, key)
+                raise
             # A business refusal is an answer like any other: a retry hears the same one.
-            status, body = (
-                error.status_code,
-                {
-                    "error": {
-                        "code": error.code,
-                        "message": error.message,
-                        "fields": error.fields,
-                        **error.extra,
-                    }
-                },
-            )
+            status, body = error.status_code, error_body(error.code, error.message, error.fields, **error.extra)
         except BaseException:
             # Nothing was answered (a crash, a lost connection): free the key so a retry can try again.
-            IdempotencyRecord.objects.filter(brand=brand, key=key, state=IdempotencyRecord.State.IN_PROGRESS).delete()
+            # Whatever the handler committed is protected by its own keys (order id, ledger keys).
+            _release(brand, key)
             raise
         IdempotencyRecord.objects.filter(brand=brand, key=key).update(
             state=IdempotencyRecord.State.DONE, response_status=status, response_body=body

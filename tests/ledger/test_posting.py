@@ -196,9 +196,7 @@ def test_a_receiver_that_raises_refuses_the_whole_posting(issuance, wallet):
     assert account_balance_get(wallet).balance == 0
 
 
-def test_the_rollup_receiver_itself_refuses_an_overdraft_or_a_chain_that_does_not_start_at_the_head(
-    issuance, wallet
-):
+def test_the_rollup_receiver_itself_refuses_an_overdraft_or_a_chain_that_does_not_start_at_the_head(issuance, wallet):
     # Second line of defence, for a poster that skipped the locks and checks: the conditional UPDATE.
     earn(issuance=issuance, wallet=wallet, amount=10)
     txn = Transaction.objects.get()

@@ -282,16 +282,26 @@ class _throwaway_database:
         try:
             connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False, keepdb=False)
         except BaseException:
-            self._restore()
+            try:
+                self._drop()  # a migration failed after the database was created
+            finally:
+                self._restore()
             raise
         self.stdout.write(f"ready in {time.perf_counter() - started:.1f} s")
 
     def __exit__(self, *exc: object) -> None:
         try:
-            connection.creation.destroy_test_db(self.old_name, verbosity=0, keepdb=False)
-            self.stdout.write(f"dropped {self.name}")
+            if self._drop():
+                self.stdout.write(f"dropped {self.name}")
         finally:
             self._restore()
+
+    def _drop(self) -> bool:
+        # destroy_test_db drops whatever database the connection points at: make sure it is ours.
+        if connection.settings_dict["NAME"] != self.name:
+            return False
+        connection.creation.destroy_test_db(self.old_name, verbosity=0, keepdb=False)
+        return True
 
     def _restore(self) -> None:
         self.settings_dict["TEST"] = self.old_test
