@@ -11,10 +11,12 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("loyalty.urls_api")),
     path("api/v1/", include("perks.urls_api")),
+    path("api/v1/", include("livestream.urls_api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
     path("", include("loyalty.urls")),
     path("", include("perks.urls")),
+    path("", include("livestream.urls")),
 ]
 if settings.DEBUG:
     urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

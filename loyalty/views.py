@@ -5,12 +5,25 @@ from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from config.errors import ApplicationError
 from loyalty import selectors, services
+from loyalty.extensions import brand_links
 from loyalty.forms import SignUpForm
 from loyalty.models import Brand
+
+
+def _safe_next(request: HttpRequest, default: str) -> str:
+    """The `next` the page asked for, if it stays on this site (no open redirect), else `default`."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return default
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -35,7 +48,7 @@ def sign_up(request: HttpRequest) -> HttpResponse:
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(request, "Welcome to Tally! Join a fan club to start earning.")
-            return redirect(request.GET.get("next") or "home")
+            return redirect(_safe_next(request, reverse("home")))
     return render(request, "registration/signup.html", {"form": form})
 
 
@@ -43,7 +56,8 @@ def brand_detail(request: HttpRequest, slug: str) -> HttpResponse:
     brand = get_object_or_404(Brand, slug=slug, is_active=True)
     membership = selectors.membership_for_user(user=request.user, brand=brand)
     balance = selectors.membership_balance(membership) if membership else None
-    return render(request, "loyalty/brand_detail.html", {"brand": brand, "membership": membership, "balance": balance})
+    context = {"brand": brand, "membership": membership, "balance": balance, "links": brand_links(brand=brand)}
+    return render(request, "loyalty/brand_detail.html", context)
 
 
 @login_required
@@ -57,7 +71,7 @@ def brand_join(request: HttpRequest, slug: str) -> HttpResponse:
         messages.error(request, error.message)
     else:
         messages.success(request, f"You joined the {brand.name} fan club.")
-    return redirect("brand_detail", slug=brand.slug)
+    return redirect(_safe_next(request, reverse("brand_detail", args=[brand.slug])))
 
 
 @login_required

@@ -72,3 +72,24 @@ def test_log_in_with_email_any_case_and_log_out(client):
     assert response.status_code == 302
     assert client.post(reverse("logout")).status_code == 302
     assert client.get(reverse("my_clubs")).status_code == 302
+
+
+def test_join_returns_to_the_page_that_asked_but_never_off_site(client):
+    BrandFactory(slug="nova")
+    client.force_login(UserFactory())
+    assert client.post(reverse("brand_join", args=["nova"]), {"next": "/b/nova/tv/"}).url == "/b/nova/tv/"
+    assert client.post(reverse("brand_join", args=["nova"]), {"next": "https://evil.example/"}).url == "/b/nova/"
+
+
+def test_sign_up_never_redirects_off_site(client):
+    response = client.post(
+        reverse("signup") + "?next=https://evil.example/", {"email": "safe@example.com", "password": "correct-horse-42"}
+    )
+    assert response.url == "/"
+
+
+def test_brand_page_links_to_perks_from_the_perks_app(client):
+    BrandFactory(slug="nova", points_name="Stars")
+    html = client.get(reverse("brand_detail", args=["nova"])).content.decode()
+    assert 'href="/b/nova/perks/"' in html
+    assert "Spend your Stars on perks" in html

@@ -1,0 +1,260 @@
+"""The livestream API: the server clock, what a channel is playing, viewing leases and heartbeats.
+
+`/time` and `/live/<slug>/now` are public (every visitor watches the same broadcast). Leases and
+heartbeats are for the logged-in fan's own page: session-authenticated, so CSRF-protected.
+"""
+
+from __future__ import annotations
+
+from django.http import Http404
+from drf_spectacular.authentication import SessionScheme
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.errors import ApplicationError
+from livestream import clock, selectors, services
+from livestream.models import Channel
+from livestream.serializers import HeartbeatInputSerializer, heartbeat_out, lease_out, on_air_out
+from loyalty.selectors import membership_for_user
+
+ERROR_SHAPE = inline_serializer(
+    "LiveError",
+    {
+        "error": inline_serializer(
+            "LiveErrorBody",
+            {"code": serializers.CharField(), "message": serializers.CharField(), "fields": serializers.DictField()},
+        )
+    },
+)
+NO_STORE = {"Cache-Control": "no-store"}  # clock readings and schedules must never come from a cache
+
+
+class CsrfFailedError(ApplicationError):
+    status_code = 403
+    code = "csrf_failed"
+
+
+class FanSessionAuthentication(SessionAuthentication):
+    """DRF's session authentication (which enforces CSRF for logged-in users), with its own error code."""
+
+    def enforce_csrf(self, request) -> None:
+        try:
+            super().enforce_csrf(request)
+        except Exception as error:  # DRF raises PermissionDenied("CSRF Failed: <reason>")
+            raise CsrfFailedError(message=f"{error}. Reload the page.") from error
+
+
+class FanSessionScheme(SessionScheme):
+    """Documents FanSessionAuthentication as the session cookie it is."""
+
+    target_class = "livestream.api.FanSessionAuthentication"
+    priority = 0
+
+
+def _channel(slug: str) -> Channel:
+    channel = selectors.channel_get_active(slug=slug)
+    if channel is None:
+        raise Http404("No such channel.")
+    return channel
+
+
+class ServerTime(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(
+        operation_id="live_time",
+        summary="The server's clock, for NTP-style offset estimation",
+        description=(
+            "`received` and `sent` are the server's clock (ms since 1970) when it received the request and "
+            "when it sent the answer. With the client's own send time t0 and receive time t3: "
+            "offset = ((received - t0) + (sent - t3)) / 2, round-trip delay = (t3 - t0) - (sent - received). "
+            "Keep several samples and trust the one with the lowest delay."
+        ),
+        responses={
+            200: OpenApiResponse(
+                inline_serializer(
+                    "ServerTime", {"received": serializers.IntegerField(), "sent": serializers.IntegerField()}
+                )
+            )
+        },
+        examples=[OpenApiExample("clock", value={"received": 1772712000000, "sent": 1772712000001})],
+    )
+    def get(self, request: Request) -> Response:
+        received = clock.to_ms(clock.now())
+        return Response({"received": received, "sent": clock.to_ms(clock.now())}, headers=NO_STORE)
+
+
+NOW_EXAMPLE = {
+    "channel": {"slug": "artist-tv", "name": "Nova Lane TV", "brand": "artist", "loop": True},
+    "on_air": True,
+    "item": {
+        "video_id": "dQw4w9WgXcQ",
+        "title": "Rick Astley - Never Gonna Give You Up",
+        "duration": 213,
+        "starts_at": 1772711900000,
+        "ends_at": 1772712113000,
+    },
+    "offset": 100.0,
+    "next": {
+        "video_id": "kJQP7kiw5Fk",
+        "title": "Luis Fonsi - Despacito ft. Daddy Yankee",
+        "duration": 282,
+        "starts_at": 1772712113000,
+        "ends_at": 1772712395000,
+    },
+    "server_time": 1772712000000,
+}
+
+
+class ChannelNow(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    @extend_schema(
+        operation_id="live_now",
+        summary="What a channel plays now, and next",
+        description=(
+            "The current item with its scheduled start and end (server ms), the offset into it now, the next "
+            "item, and the server time. A non-looping channel whose playlist has ended, or a channel with no "
+            "videos, is off the air: `on_air` false and `item`, `offset`, `next` null."
+        ),
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT), 404: OpenApiResponse(ERROR_SHAPE)},
+        examples=[
+            OpenApiExample("on air", value=NOW_EXAMPLE, response_only=True),
+            OpenApiExample(
+                "off the air",
+                value={**NOW_EXAMPLE, "on_air": False, "item": None, "offset": None, "next": None},
+                response_only=True,
+            ),
+        ],
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        channel = _channel(slug)
+        return Response(on_air_out(channel, selectors.channel_on_air(channel=channel)), headers=NO_STORE)
+
+
+class FanApiView(APIView):
+    authentication_classes = [FanSessionAuthentication]
+    permission_classes: list = []
+
+    def membership(self, request: Request, channel: Channel):
+        # UNAUTHENTICATED_USER is None in this project: no session means no user at all.
+        if request.user is None or not request.user.is_authenticated:
+            raise services.NotAuthenticatedError(message="Log in to earn points by watching.")
+        return membership_for_user(user=request.user, brand=channel.brand)
+
+
+SUMMARY_EXAMPLE = {"points_today": 12, "allotment": 120, "balance": 152, "points_per_minute": 1, "earning": True}
+ERRORS_DESCRIPTION = (
+    "403 `not_authenticated`, `not_a_member`, `csrf_failed`, `lease_invalid` (forged, another channel's or "
+    "another member's), `lease_expired` (ask for a new lease); 409 `lease_superseded` (another tab or device took "
+    "over; this page keeps playing but earns nothing); 422 `cap_reached` (today's allotment is used up)."
+)
+
+
+class ChannelLease(FanApiView):
+    @extend_schema(
+        operation_id="live_lease",
+        summary="Take a viewing lease (this page becomes the member's only earning one)",
+        description="Session-authenticated (send the CSRF token). Any other lease of the member stops earning.",
+        request=None,
+        responses={
+            201: OpenApiResponse(OpenApiTypes.OBJECT),
+            403: OpenApiResponse(ERROR_SHAPE, description=ERRORS_DESCRIPTION),
+            404: OpenApiResponse(ERROR_SHAPE),
+        },
+        examples=[
+            OpenApiExample(
+                "lease",
+                response_only=True,
+                status_codes=["201"],
+                value={
+                    "lease": "eyJsIjoiN2YxYyIsIm0iOjQyLCJjIjozLCJpIjoxNzcyNzEyMDAwMDAwfQ:1vB:sig",
+                    "lease_id": "7f1c0e6d2a4b4e0f9d35a1c2b3e4f5a6",
+                    "minute_seconds": 60.0,
+                    "heartbeat_seconds": 30.0,
+                    **SUMMARY_EXAMPLE,
+                },
+            )
+        ],
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        channel = _channel(slug)
+        grant = services.lease_issue(channel=channel, membership=self.membership(request, channel))
+        return Response(lease_out(grant), status=201, headers=NO_STORE)
+
+
+class ChannelHeartbeat(FanApiView):
+    @extend_schema(
+        operation_id="live_heartbeat",
+        summary="Report the player's state; counts watched time",
+        description=(
+            "Send every `heartbeat_seconds`. Time counts between two consecutive heartbeats of the live lease at "
+            "most 0.75 minute apart, both playing, visible, on the scheduled video and within the tolerance of "
+            "the scheduled position; each whole minute earns the `watch_minute` rule's points. A heartbeat that "
+            "is fine but did not count answers `counted: false` with a `reason`: first_heartbeat, resumed, "
+            "gap_too_long, not_playing, hidden, off_air, wrong_video, off_schedule, out_of_order, no_rule, "
+            "rule_inactive."
+        ),
+        request=HeartbeatInputSerializer,
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT),
+            400: OpenApiResponse(ERROR_SHAPE, description="invalid_input"),
+            403: OpenApiResponse(ERROR_SHAPE, description=ERRORS_DESCRIPTION),
+            404: OpenApiResponse(ERROR_SHAPE),
+            409: OpenApiResponse(ERROR_SHAPE, description="lease_superseded"),
+            422: OpenApiResponse(ERROR_SHAPE, description="cap_reached, with the summary"),
+        },
+        examples=[
+            OpenApiExample(
+                "heartbeat",
+                request_only=True,
+                value={
+                    "lease": "eyJsIjoiN2YxYyIsIm0iOjQyLCJjIjozLCJpIjoxNzcyNzEyMDAwMDAwfQ:1vB:sig",
+                    "state": "playing",
+                    "video_id": "dQw4w9WgXcQ",
+                    "position": 100.2,
+                    "visible": True,
+                },
+            ),
+            OpenApiExample(
+                "counted",
+                response_only=True,
+                status_codes=["200"],
+                value={
+                    "counted": True,
+                    "reason": None,
+                    "counted_seconds": 30.01,
+                    "progress_seconds": 0.02,
+                    "minutes_completed": 1,
+                    "minute_seconds": 60.0,
+                    "heartbeat_seconds": 30.0,
+                    **SUMMARY_EXAMPLE,
+                    "server_time": 1772712000000,
+                },
+            ),
+        ],
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        channel = _channel(slug)
+        membership = self.membership(request, channel)
+        serializer = HeartbeatInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        now = clock.now()
+        result = services.heartbeat_record(
+            channel=channel,
+            membership=membership,
+            token=data["lease"],
+            report=services.PlayerReport(
+                state=data["state"], video_id=data["video_id"], position=data["position"], visible=data["visible"]
+            ),
+            now=now,
+        )
+        return Response(heartbeat_out(result, now), headers=NO_STORE)
