@@ -1,9 +1,10 @@
+import time
 from decimal import Decimal
 
 import pytest
 from rest_framework.test import APIClient
 
-from loyalty.models import EarnRule, Tier
+from loyalty.models import EarnRule, Event, Tier
 from tests.loyalty.factories import BrandApiKeyFactory, BrandFactory
 
 
@@ -31,3 +32,13 @@ def api_client_for(brand) -> APIClient:
 @pytest.fixture
 def coffee_api(coffee) -> APIClient:
     return api_client_for(coffee)
+
+
+def event_processed(event_id: int, timeout: float = 10.0) -> Event:
+    """The event once a worker has processed it (or as it is after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        event = Event.objects.get(pk=event_id)
+        if event.status != Event.Status.PENDING or time.monotonic() >= deadline:
+            return event
+        time.sleep(0.05)

@@ -1,14 +1,13 @@
 """Earning end to end through the HTTP API, processed by a real Celery worker."""
 
 import datetime as dt
-import time
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
 from loyalty.models import EarnRule, Membership
-from tests.loyalty.conftest import api_client_for
+from tests.loyalty.conftest import api_client_for, event_processed
 from tests.loyalty.factories import BrandFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -88,10 +87,7 @@ def test_without_wait_the_api_answers_202_pending_and_the_worker_awards_it(coffe
     assert response.status_code == 202
     assert response.json()["status"] == "pending"
 
-    event_id = response.json()["id"]
-    deadline = timezone.now() + dt.timedelta(seconds=10)
-    while coffee_api.get(f"/api/v1/events/{event_id}").json()["status"] == "pending" and timezone.now() < deadline:
-        time.sleep(0.05)
+    event_id = event_processed(response.json()["id"]).pk
     final = coffee_api.get(f"/api/v1/events/{event_id}").json()
     assert (final["status"], final["points"], final["balance"]) == ("awarded", 3, 3)
 

@@ -1,6 +1,5 @@
 """Stripe's idempotency semantics, under real concurrency (threads, each with its own connection)."""
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -10,7 +9,7 @@ from rest_framework.test import APIClient
 from ledger.models import Transaction
 from ledger.selectors import account_balance_get
 from loyalty.models import Event, IdempotencyRecord
-from tests.loyalty.conftest import api_client_for
+from tests.loyalty.conftest import api_client_for, event_processed
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,11 +39,7 @@ def test_100_identical_purchases_at_once_credit_once_and_answer_identically(coff
 
     assert len({status for status, _ in answers}) == 1
     assert len({repr(sorted(body.items())) for _, body in answers}) == 1, answers[:3]
-    event = Event.objects.get(order_id="RUSH-1")
-    deadline = time.monotonic() + 10
-    while event.status == Event.Status.PENDING and time.monotonic() < deadline:
-        time.sleep(0.05)
-        event.refresh_from_db()
+    event = event_processed(Event.objects.get(order_id="RUSH-1").pk)
     assert event.status == Event.Status.AWARDED
     assert Transaction.objects.filter(kind="earn").count() == 1
     assert event.membership.lifetime_earned == 7

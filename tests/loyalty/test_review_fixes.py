@@ -1,7 +1,6 @@
 """Regression tests for the review of the earning and perks code (each names the failure it prevents)."""
 
 import datetime as dt
-import time
 
 import pytest
 from django.urls import reverse
@@ -10,6 +9,7 @@ from django_redis import get_redis_connection
 
 from loyalty.models import Event, Membership
 from loyalty.services.earning import events_pending_requeue
+from tests.loyalty.conftest import event_processed
 from tests.loyalty.factories import AdjustmentFactory, BrandStaffFactory, MembershipFactory, TierFactory
 
 
@@ -37,10 +37,7 @@ def test_events_left_pending_are_sent_again_and_processed(coffee, celery_worker)
     Event.objects.filter(pk=stuck.pk).update(created_at=timezone.now() - dt.timedelta(minutes=10))
 
     assert events_pending_requeue(older_than_seconds=120) == 1
-    deadline = time.monotonic() + 10
-    while Event.objects.get(pk=stuck.pk).status == Event.Status.PENDING and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert Event.objects.get(pk=stuck.pk).status == Event.Status.AWARDED
+    assert event_processed(stuck.pk).status == Event.Status.AWARDED
 
 
 @pytest.mark.django_db
