@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Count
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
@@ -80,9 +81,12 @@ class BrandAdmin(BrandScopedAdmin):
     list_filter = ["is_active"]
     inlines = [BrandStaffInline]
 
-    @admin.display(description="members")
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(member_total=Count("memberships"))
+
+    @admin.display(description="members", ordering="member_total")
     def member_count(self, obj: Brand) -> int:
-        return obj.memberships.count()
+        return obj.member_total
 
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
@@ -150,7 +154,7 @@ class MembershipAdmin(BrandScopedAdmin):
     list_display = ["member", "brand", "status", "tier", "points_balance", "external_id", "joined_at"]
     list_filter = ["status", "brand", "tier"]
     search_fields = ["member__email", "member__name", "external_id"]
-    list_select_related = ["member", "brand", "tier"]
+    list_select_related = ["member", "brand", "tier", "wallet__balance"]
     autocomplete_fields = ["member"]
     readonly_fields = ["joined_at", "points_summary", "history"]
     # The engine owns the tier (qualifying points); member and brand are the membership's identity,
@@ -168,9 +172,10 @@ class MembershipAdmin(BrandScopedAdmin):
         readonly = super().get_readonly_fields(request, obj)
         return [*readonly, *self.readonly_on_change] if obj is not None else readonly
 
-    @admin.display(description="balance")
+    @admin.display(description="balance", ordering="wallet__balance__balance")
     def points_balance(self, membership: Membership) -> int:
-        return selectors.membership_balance(membership)
+        # The rolled-up balance row, joined by list_select_related: no query per row.
+        return membership.wallet.balance.balance if membership.wallet_id else 0
 
     @admin.display(description="points")
     def points_summary(self, membership: Membership) -> str:

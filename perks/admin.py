@@ -1,7 +1,7 @@
 """Perks in the partner portal: the catalog, and redemptions with fulfil / cancel through the services."""
 
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
@@ -47,9 +47,13 @@ class PerkAdmin(BrandScopedAdmin):
     def stock_left(self, perk: Perk) -> str:
         return "unlimited" if perk.stock is None else str(perk.stock)
 
-    @admin.display(description="redeemed")
+    def get_queryset(self, request):
+        live = Count("redemptions", filter=~Q(redemptions__status=Redemption.Status.CANCELLED))
+        return super().get_queryset(request).select_related("minimum_tier", "brand").annotate(redeemed_total=live)
+
+    @admin.display(description="redeemed", ordering="redeemed_total")
     def redeemed(self, perk: Perk) -> int:
-        return perk.redemptions.exclude(status=Redemption.Status.CANCELLED).count()
+        return perk.redeemed_total
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

@@ -98,3 +98,25 @@ def test_the_database_refuses_a_purchase_rule_without_a_rate():
 
     with pytest.raises(IntegrityError):
         EarnRule.objects.create(brand=MembershipFactory().brand, event_type="purchase", currency="USD")
+
+
+def test_changelists_do_not_query_per_row(staff_client, django_assert_max_num_queries):
+    from tests.perks.factories import PerkFactory
+
+    brand = staff_client.staff.brand
+    for _ in range(3):
+        AdjustmentFactory(membership=MembershipFactory(brand=brand), points=7)
+        PerkFactory(brand=brand)
+    urls = [reverse(f"admin:{name}_changelist") for name in ("loyalty_membership", "loyalty_brand", "perks_perk")]
+    counts = {}
+    for url in urls:
+        with django_assert_max_num_queries(30) as captured:
+            assert staff_client.get(url).status_code == 200
+        counts[url] = len(captured.captured_queries)
+    for _ in range(10):
+        AdjustmentFactory(membership=MembershipFactory(brand=brand), points=7)
+        PerkFactory(brand=brand)
+    for url in urls:
+        with django_assert_max_num_queries(counts[url]) as captured:
+            assert staff_client.get(url).status_code == 200
+    assert "7" in staff_client.get(urls[0]).content.decode()
