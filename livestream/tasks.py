@@ -6,10 +6,11 @@ import datetime as dt
 
 from celery import shared_task
 
-from loyalty.locks import LockUnavailableError
+from loyalty.tasks import TRANSIENT
 
 
-@shared_task(acks_late=True, autoretry_for=(LockUnavailableError,), retry_backoff=True, max_retries=8)
+# The same transient failures as loyalty's event task: a busy member lock, a dropped database connection.
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8)
 def watch_minute_credit_task(membership_id: int, channel_id: int, minute_key: str, occurred_at: str) -> str:
     """Credit one watched minute. `minute_key` is "<brand day>:<the member's minute number that day>";
     the credit is keyed by it, so a redelivered or retried message credits nothing more."""

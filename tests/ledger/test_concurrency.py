@@ -12,8 +12,9 @@ from ledger.errors import InsufficientBalanceError
 from ledger.models import Entry, Transaction
 from ledger.selectors import account_balance_get
 from ledger.services import transaction_post
+from tests.concurrency import run_concurrently
 from tests.ledger.factories import IssuanceFactory, RedemptionsFactory, WalletFactory, earn, spend
-from tests.ledger.helpers import ledger_problems, run_concurrently
+from tests.ledger.helpers import ledger_problems
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,17 +7,16 @@ The server clock (livestream.clock.now) is frozen and moved by the test; tasks r
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core import signing
-from django.db import connection
 from django.test import Client
 
 from livestream import leases
 from livestream.models import PlaylistItem
 from loyalty.models import Event, Membership
 from loyalty.selectors import membership_balance
+from tests.concurrency import run_concurrently
 from tests.livestream.conftest import T0, Tab, logged_in
 from tests.livestream.factories import channel_on_air, member_user, watch_rule
 from tests.loyalty.factories import BrandFactory, UserFactory
@@ -305,21 +304,17 @@ def test_five_tabs_of_one_member_for_three_minutes_credit_at_most_three_points(f
     for tab in tabs:
         tab.lease()
 
-    def beat(tab: Tab) -> int:
-        try:
-            response = tab.beat()
-            if response.status_code == 409:
-                tab.lease()  # the fan keeps pressing "earn on this screen" on every tab
-            return response.status_code
-        finally:
-            connection.close()
+    def beat(index: int) -> int:
+        response = tabs[index].beat()
+        if response.status_code == 409:
+            tabs[index].lease()  # the fan keeps pressing "earn on this screen" on every tab
+        return response.status_code
 
     statuses = []
-    with ThreadPoolExecutor(max_workers=5) as pool:
-        for step in range(7):  # 0, 30, ..., 180 s: three minutes
-            if step:
-                frozen_clock.advance(30)
-            statuses += list(pool.map(beat, tabs))
+    for step in range(7):  # 0, 30, ..., 180 s: three minutes
+        if step:
+            frozen_clock.advance(30)
+        statuses += run_concurrently(beat, len(tabs))
 
     assert 409 in statuses  # tabs really did compete
     assert points(membership) <= 3
@@ -337,17 +332,16 @@ def test_five_tabs_heartbeating_at_once_with_one_live_lease_credit_exactly_the_t
     for tab in tabs:
         tab.lease()  # the last one opened is the live one
 
-    def beat(tab: Tab) -> int:
-        try:
-            return tab.beat().status_code
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=5) as pool:
-        for step in range(7):
-            if step:
-                frozen_clock.advance(30)
-            assert sorted(pool.map(beat, tabs)) == [200, 409, 409, 409, 409]
+    for step in range(7):
+        if step:
+            frozen_clock.advance(30)
+        assert sorted(run_concurrently(lambda index: tabs[index].beat().status_code, len(tabs))) == [
+            200,
+            409,
+            409,
+            409,
+            409,
+        ]
 
     assert points(membership) == 3
 

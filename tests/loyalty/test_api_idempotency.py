@@ -1,14 +1,12 @@
 """Stripe's idempotency semantics, under real concurrency (threads, each with its own connection)."""
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from ledger.models import Transaction
 from ledger.selectors import account_balance_get
 from loyalty.models import Event, IdempotencyRecord
+from tests.concurrency import run_concurrently
 from tests.loyalty.conftest import api_client_for, event_processed
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,14 +26,10 @@ def test_100_identical_purchases_at_once_credit_once_and_answer_identically(coff
     def send(_):
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key.plain_key}")
-        try:
-            response = client.post("/api/v1/events?wait=true", BODY, format="json")
-            return response.status_code, response.json()
-        finally:
-            connection.close()
+        response = client.post("/api/v1/events?wait=true", BODY, format="json")
+        return response.status_code, response.json()
 
-    with ThreadPoolExecutor(max_workers=25) as pool:
-        answers = list(pool.map(send, range(100)))
+    answers = run_concurrently(send, 100)
 
     assert len({status for status, _ in answers}) == 1
     assert len({repr(sorted(body.items())) for _, body in answers}) == 1, answers[:3]

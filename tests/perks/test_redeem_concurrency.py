@@ -1,36 +1,33 @@
 """No double spend, no overselling, limits hold: 50 / 20 / 10 attempts at once on separate connections."""
 
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
 from config.errors import ApplicationError
 from ledger.selectors import account_balance_get
 from loyalty.models import Membership
 from perks.models import Perk, Redemption
 from perks.services import perk_redeem, redemption_cancel
+from tests.concurrency import run_concurrently
 from tests.perks.factories import PerkFactory, funded_membership
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def attempt_all(calls, workers=25):
-    """Run each call on its own thread and connection; return the codes: "ok" or the refusal code."""
+def attempt_all(calls):
+    """Run each call on its own thread and connection, all at once; return "ok" or each refusal's code."""
 
-    def run(call):
-        try:
-            call()
-            return "ok"
-        except ApplicationError as error:
-            return error.code
-        finally:
-            connection.close()
+    def run(index):
+        calls[index]()
+        return "ok"
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(run, calls))
+    outcomes = run_concurrently(run, len(calls))
+    for outcome in outcomes:
+        if isinstance(outcome, Exception) and not isinstance(outcome, ApplicationError):
+            raise outcome
+    return [outcome.code if isinstance(outcome, ApplicationError) else outcome for outcome in outcomes]
 
 
 def wallet_balance(membership) -> int:
@@ -84,7 +81,7 @@ def test_concurrent_double_cancel_refunds_once_and_returns_stock_once():
     perk = PerkFactory(brand=membership.brand, cost=40, stock=5)
     redemption = perk_redeem(membership=membership, perk=perk, request_key="r").redemption
 
-    outcomes = attempt_all([lambda: redemption_cancel(redemption=redemption) for _ in range(2)], workers=2)
+    outcomes = attempt_all([lambda: redemption_cancel(redemption=redemption) for _ in range(2)])
 
     assert outcomes == ["ok", "ok"]  # the second finds it cancelled already: same answer, nothing more
     assert wallet_balance(membership) == 100

@@ -1,13 +1,12 @@
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 
 from config.errors import ApplicationError
 from perks.models import Perk, Redemption
 from perks.services import perk_redeem, redemption_cancel
+from tests.concurrency import run_concurrently
 from tests.loyalty.factories import BrandStaffFactory
 from tests.perks.factories import PerkFactory, funded_membership
 
@@ -27,11 +26,8 @@ def test_redeeming_and_cancelling_the_same_perk_at_once_never_deadlocks():
             return "ok"
         except ApplicationError as error:
             return error.code
-        finally:
-            connection.close()
 
-    with ThreadPoolExecutor(max_workers=12) as pool:
-        outcomes = list(pool.map(work, range(48)))
+    outcomes = run_concurrently(work, 48)
 
     assert set(outcomes) == {"ok"}  # a deadlock would surface as a database error, not an outcome
     live = Redemption.objects.exclude(status=Redemption.Status.CANCELLED).count()
