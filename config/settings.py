@@ -246,9 +246,12 @@ MEMBERSHIP_LOCK_WAIT_SECONDS = env_int("MEMBERSHIP_LOCK_WAIT_SECONDS", 10)
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
 EVENT_MAX_AGE_DAYS = env_int("EVENT_MAX_AGE_DAYS", 30)
 API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "6000/min")
+# Events a worker processes in one database transaction (1 is the one-at-a-time baseline of `make bench`).
+INGEST_BATCH_SIZE = env_int("INGEST_BATCH_SIZE", 1000)
 CELERY_BEAT_SCHEDULE = {
     "idempotency-keys-purge": {"task": "loyalty.tasks.idempotency_purge_task", "schedule": 3600.0},
-    "events-pending-requeue": {"task": "loyalty.tasks.events_pending_requeue_task", "schedule": 60.0},
+    # Catches events nobody woke a worker for (Redis or the broker away, a worker killed).
+    "events-pending-sweep": {"task": "loyalty.tasks.events_pending_sweep_task", "schedule": 10.0},
 }
 
 # --- Livestream ---------------------------------------------------------------------------------

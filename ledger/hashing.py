@@ -51,5 +51,17 @@ def entry_hash(
     prev_hash: str,
 ) -> str:
     """SHA-256 over an entry's content and the hash of the previous entry of the same account."""
-    payload = [idempotency_key, account_code, int(amount), int(seq), canonical_time(created_at), prev_hash]
+    return entry_digest(
+        idempotency_key=idempotency_key,
+        account_code=account_code,
+        amount=amount,
+        seq=seq,
+        moment=canonical_time(created_at),
+        prev_hash=prev_hash,
+    )
+
+
+def entry_digest(*, idempotency_key: str, account_code: str, amount: int, seq: int, moment: str, prev_hash: str) -> str:
+    """entry_hash with the time already in canonical form (a batch of entries shares one moment)."""
+    payload = [idempotency_key, account_code, int(amount), int(seq), moment, prev_hash]
     return hashlib.sha256(_canonical(payload)).hexdigest()

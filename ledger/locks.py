@@ -1,7 +1,8 @@
 """Every row lock the ledger takes, in one place, always in the same order.
 
 Order, for any one database transaction:
-  1. the original transaction row, when posting a reversal of it (transaction_lock_for_reversal);
+  1. the original transaction rows, when posting reversals of them (transactions_lock_for_reversal,
+     in id order);
   2. the balance rows of all accounts a posting touches, in ascending account id (balances_lock).
 
 Two postings that touch the same accounts therefore queue on the same first row instead of each
@@ -71,3 +72,10 @@ def transaction_lock_for_reversal(*, transaction_id: int) -> Transaction:
     not block the foreign-key checks of rows that merely point at the original.
     """
     return Transaction.objects.select_for_update(no_key=True).get(pk=transaction_id)
+
+
+def transactions_lock_for_reversal(*, transaction_ids: Iterable[int]) -> dict[int, Transaction]:
+    """transaction_lock_for_reversal for many originals at once, in id order (no deadlock between two
+    batches that reverse some of the same originals)."""
+    locked = Transaction.objects.select_for_update(no_key=True).filter(pk__in=sorted(set(transaction_ids)))
+    return {txn.pk: txn for txn in locked.order_by("pk")}

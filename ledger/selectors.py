@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Q, Sum
 
 from ledger.errors import AccountNotFoundError, InvalidCursorError
@@ -100,3 +102,27 @@ def transaction_reversible_amounts(*, original: Transaction) -> dict[int, int]:
         .annotate(total=Sum("amount"))
     )
     return {row["account_id"]: int(row["total"]) for row in rows}
+
+
+def transactions_reversible_amounts(*, original_ids: Iterable[int]) -> dict[int, dict[int, int]]:
+    """transaction_reversible_amounts of many originals in one query: original id -> account id -> left."""
+    ids = sorted(set(original_ids))
+    if not ids:
+        return {}
+    sql = f"""
+        SELECT e.transaction_id, e.account_id, SUM(e.amount)
+          FROM {Entry._meta.db_table} e
+         WHERE e.transaction_id = ANY(%s)
+         GROUP BY 1, 2
+        UNION ALL
+        SELECT t.reverses_id, e.account_id, SUM(e.amount)
+          FROM {Transaction._meta.db_table} t JOIN {Entry._meta.db_table} e ON e.transaction_id = t.id
+         WHERE t.reverses_id = ANY(%s) AND t.kind = %s
+         GROUP BY 1, 2
+    """  # noqa: S608 - only table names are formatted in
+    left: dict[int, dict[int, int]] = {original: {} for original in ids}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [ids, ids, REVERSAL_KIND])
+        for original, account_id, amount in cursor.fetchall():
+            left[original][account_id] = left[original].get(account_id, 0) + int(amount)
+    return left

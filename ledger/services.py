@@ -1,15 +1,17 @@
 """Every write to the ledger: accounts, postings, reversals.
 
-A posting, in order (see ledger.locks for why this order):
-  1. validate the request and fingerprint its content (ledger.hashing.content_hash);
-  2. lock the original transaction (reversals only), then the balance rows of every touched account
-     in account-id order;
-  3. check what is left to reverse (reversals) and the balances (accounts that may not go negative);
-  4. claim the idempotency key and insert the entries, chained to each account's head, in one
-     INSERT ... ON CONFLICT (idempotency_key) DO NOTHING statement. If the key is taken, re-read it:
-     same content returns the original (created=False), different content is a conflict. A concurrent
-     poster of the same key makes PostgreSQL wait for the first to commit or roll back;
-  5. send `transaction_posted`, whose ledger receiver moves the balance rows (a conditional UPDATE).
+A posting (one, or many at once with transactions_post), in order (see ledger.locks for why this order):
+  1. validate each request and fingerprint its content (ledger.hashing.content_hash);
+  2. lock the original transactions (reversals only), then the balance rows of every touched account
+     in account-id order, each once;
+  3. check what is left to reverse (reversals) and the balances (accounts that may not go negative),
+     posting after posting, each counting those before it;
+  4. claim the idempotency keys and insert the entries, chained to each account's head in posting
+     order, in one INSERT ... ON CONFLICT (idempotency_key) DO NOTHING statement. A key that is taken
+     is re-read: same content returns the original (created=False), different content is a conflict.
+     A concurrent poster of the same key makes PostgreSQL wait for the first to commit or roll back;
+  5. move every touched balance row once (ledger.rollups, one conditional UPDATE), then send
+     `transactions_posted` for the rollups of higher apps.
 Everything happens in one atomic block: a refused posting leaves no transaction, no entries and
 no balance change behind, so the same key may be retried later.
 """
@@ -36,10 +38,16 @@ from ledger.errors import (
     InvalidPostingError,
     ReversalExceedsRemainingError,
 )
-from ledger.hashing import content_hash, entry_hash
+from ledger.hashing import GENESIS_HASH, canonical_time, content_hash, entry_digest
 from ledger.models import Account, Balance, Entry, ReconciliationFix, Transaction
-from ledger.selectors import REVERSAL_KIND, transaction_get, transaction_reversible_amounts
-from ledger.signals import transaction_posted
+from ledger.rollups import balances_roll_up
+from ledger.selectors import (
+    REVERSAL_KIND,
+    transaction_get,
+    transaction_reversible_amounts,
+    transactions_reversible_amounts,
+)
+from ledger.signals import transactions_posted
 
 BIGINT_MAX = 2**63 - 1
 # Where transaction_reverse records how the reversal was asked for, to recognise a retry of it.
@@ -55,12 +63,34 @@ class Leg:
 
 
 @dataclass(frozen=True)
+class Posting:
+    """One transaction to post: what transaction_post takes, as a value (transactions_post takes many)."""
+
+    idempotency_key: str
+    kind: str
+    entries: Sequence[Leg | tuple[Account, int]]
+    memo: str = ""
+    metadata: dict[str, Any] | None = None
+    reverses: Transaction | None = None
+
+
+@dataclass(frozen=True)
 class PostResult:
     transaction: Transaction
     created: bool  # False: the idempotency key was already posted with this content; nothing was written
+    entries: tuple[Entry, ...] = ()  # the new entries (created postings only), in posting order
 
 
 # --- accounts ---------------------------------------------------------------------------------------
+
+
+def _check_account(code: str, kind: str, unit: str) -> None:
+    if not code or len(code) > 200:
+        raise InvalidPostingError("An account code is 1 to 200 characters.")
+    if kind not in Account.Kind.values:
+        raise InvalidPostingError(f"Unknown account kind {kind!r}; one of {', '.join(Account.Kind.values)}.")
+    if not unit or len(unit) > 64:
+        raise InvalidPostingError("An account unit is 1 to 64 characters.")
 
 
 @transaction.atomic
@@ -72,12 +102,7 @@ def account_get_or_create(
     An existing account must match `kind`, `unit` and `allow_negative`: a mismatch means two callers
     disagree about what the account is, which is refused (AccountConflictError) rather than ignored.
     """
-    if not code or len(code) > 200:
-        raise InvalidPostingError("An account code is 1 to 200 characters.")
-    if kind not in Account.Kind.values:
-        raise InvalidPostingError(f"Unknown account kind {kind!r}; one of {', '.join(Account.Kind.values)}.")
-    if not unit or len(unit) > 64:
-        raise InvalidPostingError("An account unit is 1 to 64 characters.")
+    _check_account(code, kind, unit)
     account = Account.objects.filter(code=code).first()
     if account is None:
         try:
@@ -97,6 +122,77 @@ def account_get_or_create(
             f"allow_negative={account.allow_negative}."
         )
     return account
+
+
+@dataclass(frozen=True)
+class AccountSpec:
+    code: str
+    kind: str
+    unit: str
+    allow_negative: bool = False
+
+
+_ACCOUNTS_SQL = f"""
+    WITH new AS (
+        INSERT INTO {Account._meta.db_table} (code, kind, unit, allow_negative, metadata, created_at)
+        SELECT v.code, v.kind, v.unit, v.allow_negative, '{{}}'::jsonb, %s
+          FROM unnest(%s::text[], %s::text[], %s::text[], %s::boolean[]) AS v(code, kind, unit, allow_negative)
+        ON CONFLICT (code) DO NOTHING
+        RETURNING id, code, kind, unit, allow_negative
+    ), rollup AS (
+        INSERT INTO {Balance._meta.db_table}
+               (account_id, balance, total_credited, total_debited, entry_count, head_seq, head_hash,
+                allow_negative, updated_at)
+        SELECT id, 0, 0, 0, 0, 0, %s, allow_negative, %s FROM new
+    )
+    SELECT id, code, kind, unit, allow_negative FROM new
+    UNION ALL
+    SELECT id, code, kind, unit, allow_negative FROM {Account._meta.db_table} WHERE code = ANY(%s)
+"""  # noqa: S608 - only table names are formatted in
+
+
+def accounts_get_or_create(*, specs: Sequence[AccountSpec]) -> dict[str, int]:
+    """account_get_or_create for many accounts in one statement: code -> account id.
+
+    Each new account gets its (zero) balance row in the same statement. An existing account must match
+    its spec (AccountConflictError otherwise). Safe under races: a concurrent creator of the same code
+    makes the INSERT skip it, and the statement reads the winner's row.
+    """
+    if not specs:
+        return {}
+    for spec in specs:
+        _check_account(spec.code, spec.kind, spec.unit)
+    now = timezone.now()
+    codes = [spec.code for spec in specs]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _ACCOUNTS_SQL,
+            [
+                now,
+                codes,
+                [spec.kind for spec in specs],
+                [spec.unit for spec in specs],
+                [bool(spec.allow_negative) for spec in specs],
+                GENESIS_HASH,
+                now,
+                codes,
+            ],
+        )
+        rows = {code: (account_id, kind, unit, allow) for account_id, code, kind, unit, allow in cursor.fetchall()}
+    missing = [code for code in codes if code not in rows]
+    if missing:
+        # Created by a concurrent statement that committed after ours began: visible to a new statement.
+        for account in Account.objects.filter(code__in=missing):
+            rows[account.code] = (account.pk, account.kind, account.unit, account.allow_negative)
+    ids = {}
+    for spec in specs:
+        account_id, kind, unit, allow = rows[spec.code]
+        if (kind, unit, allow) != (spec.kind, spec.unit, bool(spec.allow_negative)):
+            raise AccountConflictError(
+                f"Account {spec.code!r} exists as kind={kind}, unit={unit}, allow_negative={allow}."
+            )
+        ids[spec.code] = account_id
+    return ids
 
 
 # --- posting --------------------------------------------------------------------------------------
@@ -145,8 +241,31 @@ def _replay(idempotency_key: str, fingerprint: str) -> Transaction | None:
     return existing
 
 
-def _balances_lock(legs: list[Leg]) -> dict[int, Balance]:
-    account_ids = {leg.account.pk for leg in legs}
+@dataclass(frozen=True)
+class _Prepared:
+    """A validated posting request with its legs and content fingerprint."""
+
+    posting: Posting
+    legs: list[Leg]
+    fingerprint: str
+
+    @property
+    def key(self) -> str:
+        return self.posting.idempotency_key
+
+
+def _prepare(posting: Posting) -> _Prepared:
+    _check_request(posting.idempotency_key, posting.kind, posting.metadata)
+    legs = _legs(posting.entries)
+    fingerprint = content_hash(
+        kind=posting.kind,
+        entries=[(leg.account.code, leg.amount) for leg in legs],
+        reverses_id=posting.reverses.pk if posting.reverses is not None else None,
+    )
+    return _Prepared(posting=posting, legs=legs, fingerprint=fingerprint)
+
+
+def _balances_lock(account_ids: set[int]) -> dict[int, Balance]:
     balances = locks.balances_lock(account_ids=account_ids)
     missing = account_ids - balances.keys()
     if missing:
@@ -167,12 +286,19 @@ def _check_units(legs: list[Leg], balances: dict[int, Balance]) -> None:
         raise InvalidPostingError(f"All entries of a transaction are in one unit, not {sorted(units)}.")
 
 
-def _check_within_remaining(original: Transaction, legs: list[Leg]) -> None:
-    remaining = transaction_reversible_amounts(original=original)
-    requested: dict[int, int] = {}
+def _net_by_account(legs: list[Leg]) -> dict[int, int]:
+    nets: dict[int, int] = {}
     for leg in legs:
-        requested[leg.account.pk] = requested.get(leg.account.pk, 0) + leg.amount
+        nets[leg.account.pk] = nets.get(leg.account.pk, 0) + leg.amount
+    return nets
+
+
+def _check_within_remaining(remaining: dict[int, int], legs: list[Leg]) -> None:
+    """Refuse a reversal that asks for more than `remaining` (what is left of its original, per account);
+    on success, `remaining` is reduced by it, so that the next reversal of the same original in the same
+    batch sees what this one left."""
     codes = {leg.account.pk: leg.account.code for leg in legs}
+    requested = _net_by_account(legs)
     for account_id, amount in sorted(requested.items()):
         if account_id not in remaining:
             raise InvalidPostingError(f"A reversal only touches the original's accounts, not {codes[account_id]}.")
@@ -182,96 +308,238 @@ def _check_within_remaining(original: Transaction, legs: list[Leg]) -> None:
             raise ReversalExceedsRemainingError(
                 f"Reversing {-amount:+d} on {codes[account_id]} exceeds what is left to reverse ({left:+d})."
             )
+    for account_id, amount in requested.items():
+        remaining[account_id] += amount
 
 
-def _check_funds(legs: list[Leg], balances: dict[int, Balance]) -> None:
-    deltas: dict[int, int] = {}
-    for leg in legs:
-        deltas[leg.account.pk] = deltas.get(leg.account.pk, 0) + leg.amount
+def _check_funds(legs: list[Leg], running: dict[int, int], balances: dict[int, Balance]) -> None:
+    """Refuse a posting that would take an account that may not go negative below zero, counting the
+    postings before it in the same call (`running`: account id -> balance so far, updated on success)."""
+    deltas = _net_by_account(legs)
     for account_id, delta in sorted(deltas.items()):
         row = balances[account_id]
-        if not row.allow_negative and row.balance + delta < 0:
-            missing = -(row.balance + delta)
+        if not row.allow_negative and running[account_id] + delta < 0:
+            missing = -(running[account_id] + delta)
             # The message reaches API clients: it says how much is missing, not which internal account.
             raise InsufficientBalanceError(
                 f"The balance is too low: {missing} more needed.", missing=missing, account_code=row.account.code
             )
+    for account_id, delta in deltas.items():
+        running[account_id] += delta
 
 
 def _entries_build(
-    *, idempotency_key: str, created_at: datetime, legs: list[Leg], balances: dict[int, Balance]
-) -> list[Entry]:
-    """Unsaved entries chained onto each account's head: seq = head_seq + 1, prev_hash = head_hash."""
+    *, prepared: list[_Prepared], created_at: datetime, balances: dict[int, Balance]
+) -> list[list[Entry]]:
+    """Unsaved entries of each posting, chained onto each account's head in posting order:
+    seq = head_seq + 1, prev_hash = head_hash, then the next entry of the account chains onto this one."""
     heads = {account_id: (row.head_seq, row.head_hash) for account_id, row in balances.items()}
-    entries = []
-    for leg in legs:
-        account = balances[leg.account.pk].account
-        seq, prev_hash = heads[account.pk]
-        seq += 1
-        digest = entry_hash(
-            idempotency_key=idempotency_key,
-            account_code=account.code,
-            amount=leg.amount,
-            seq=seq,
-            created_at=created_at,
-            prev_hash=prev_hash,
-        )
-        heads[account.pk] = (seq, digest)
-        entries.append(
-            Entry(account=account, amount=leg.amount, seq=seq, prev_hash=prev_hash, hash=digest, created_at=created_at)
-        )
-    return entries
+    moment = canonical_time(created_at)
+    built = []
+    for item in prepared:
+        entries = []
+        for leg in item.legs:
+            account = balances[leg.account.pk].account
+            seq, prev_hash = heads[account.pk]
+            seq += 1
+            digest = entry_digest(
+                idempotency_key=item.key,
+                account_code=account.code,
+                amount=leg.amount,
+                seq=seq,
+                moment=moment,
+                prev_hash=prev_hash,
+            )
+            heads[account.pk] = (seq, digest)
+            entries.append(
+                Entry(
+                    account=account, amount=leg.amount, seq=seq, prev_hash=prev_hash, hash=digest, created_at=created_at
+                )
+            )
+        built.append(entries)
+    return built
 
 
-def _insert(*, txn: Transaction, entries: list[Entry]) -> bool:
-    """Claim the idempotency key and insert the entries, in one statement. False if the key was taken.
+_INSERT_SQL = f"""
+    WITH txn AS (
+        INSERT INTO {Transaction._meta.db_table}
+               (idempotency_key, kind, memo, metadata, reverses_id, content_hash, created_at)
+        SELECT v.key, v.kind, v.memo, v.metadata::jsonb, v.reverses_id, v.content_hash, %s
+          FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[])
+               AS v(key, kind, memo, metadata, reverses_id, content_hash)
+        ON CONFLICT (idempotency_key) DO NOTHING
+        RETURNING id, idempotency_key
+    )
+    INSERT INTO {Entry._meta.db_table} (transaction_id, account_id, amount, seq, prev_hash, hash, created_at)
+    SELECT txn.id, e.account_id, e.amount, e.seq, e.prev_hash, e.hash, %s
+      FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[])
+           AS e(key, account_id, amount, seq, prev_hash, hash)
+      JOIN txn ON txn.idempotency_key = e.key
+    RETURNING id, transaction_id, account_id, seq
+"""  # noqa: S608 - only table names are formatted in
 
-    INSERT ... ON CONFLICT (idempotency_key) DO NOTHING, not a savepoint and a caught IntegrityError: no
-    aborted subtransaction, no error in the server log for what is a normal retry. If another database
-    transaction holds the same key uncommitted, PostgreSQL makes this statement wait for it to end, so
-    "taken" always means "taken and committed". The entries hang off the RETURNING of the transaction
-    row, so when the key is taken nothing at all is inserted. One round trip for both tables.
+
+def _insert(*, transactions: list[Transaction], entries: list[list[Entry]]) -> set[str]:
+    """Claim the idempotency keys and insert the transactions and their entries, in one statement.
+
+    Returns the keys that were inserted; a key that was taken already is skipped with all of its
+    entries. INSERT ... ON CONFLICT (idempotency_key) DO NOTHING, not a savepoint and a caught
+    IntegrityError: no aborted subtransaction, no error in the server log for what is a normal retry.
+    If another database transaction holds one of the keys uncommitted, PostgreSQL makes this statement
+    wait for it to end, so "taken" always means "taken and committed". Arrays (unnest), not one
+    placeholder per value: the statement text is the same for 1 or 1,000 postings.
     """
-    values = ", ".join(["(%s::bigint, %s::bigint, %s::bigint, %s, %s)"] * len(entries))
-    sql = f"""
-        WITH txn AS (
-            INSERT INTO {Transaction._meta.db_table}
-                   (idempotency_key, kind, memo, metadata, reverses_id, content_hash, created_at)
-            VALUES (%s, %s, %s, %s::jsonb, %s, %s, %s)
-            ON CONFLICT (idempotency_key) DO NOTHING
-            RETURNING id
-        )
-        INSERT INTO {Entry._meta.db_table} (transaction_id, account_id, amount, seq, prev_hash, hash, created_at)
-        SELECT txn.id, v.account_id, v.amount, v.seq, v.prev_hash, v.hash, %s
-          FROM txn CROSS JOIN (VALUES {values}) AS v(account_id, amount, seq, prev_hash, hash)
-        RETURNING id, transaction_id, account_id, seq
-    """  # noqa: S608 - only table names and placeholders are formatted in
-    params: list[object] = [
-        txn.idempotency_key,
-        txn.kind,
-        txn.memo,
-        json.dumps(txn.metadata, cls=DjangoJSONEncoder),
-        txn.reverses_id,
-        txn.content_hash,
-        txn.created_at,
-        txn.created_at,
-    ]
-    for entry in entries:
-        params += [entry.account_id, entry.amount, entry.seq, entry.prev_hash, entry.hash]
+    created_at = transactions[0].created_at
+    columns: list[list[object]] = [[], [], [], [], [], []]
+    for txn in transactions:
+        for column, value in zip(
+            columns,
+            (
+                txn.idempotency_key,
+                txn.kind,
+                txn.memo,
+                json.dumps(txn.metadata, cls=DjangoJSONEncoder),
+                txn.reverses_id,
+                txn.content_hash,
+            ),
+            strict=True,
+        ):
+            column.append(value)
+    entry_columns: list[list[object]] = [[], [], [], [], [], []]
+    for txn, rows in zip(transactions, entries, strict=True):
+        for entry in rows:
+            for column, value in zip(
+                entry_columns,
+                (txn.idempotency_key, entry.account_id, entry.amount, entry.seq, entry.prev_hash, entry.hash),
+                strict=True,
+            ):
+                column.append(value)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_INSERT_SQL, [created_at, *columns, created_at, *entry_columns])
         inserted = cursor.fetchall()
-    if not inserted:
-        return False
     ids = {(account_id, seq): (entry_id, transaction_id) for entry_id, transaction_id, account_id, seq in inserted}
-    for entry in entries:
-        entry.id, txn.id = ids[(entry.account_id, entry.seq)]
-        entry.transaction = txn
-        entry._state.adding = False
-        entry._state.db = connection.alias
-    txn._state.adding = False
-    txn._state.db = connection.alias
-    return True
+    keys = set()
+    for txn, rows in zip(transactions, entries, strict=True):
+        first = ids.get((rows[0].account_id, rows[0].seq))
+        if first is None:
+            continue
+        keys.add(txn.idempotency_key)
+        txn.id = first[1]
+        txn._state.adding = False
+        txn._state.db = connection.alias
+        for entry in rows:
+            entry.id, _ = ids[(entry.account_id, entry.seq)]
+            entry.transaction = txn
+            entry._state.adding = False
+            entry._state.db = connection.alias
+    return keys
+
+
+@transaction.atomic
+def transactions_post(*, postings: Sequence[Posting]) -> list[PostResult]:
+    """Post many balanced transactions in one database transaction, set-based; all or nothing.
+
+    What transaction_post does for one, done for many with a fixed number of statements: one lock of
+    every touched balance row (each account once, in id order), one INSERT of all transactions and
+    entries, one UPDATE of all balance rows, whatever the number of postings. Entries are chained per
+    account in the order of `postings`, and the checks count the postings before each one (two spends
+    of one wallet in one call cannot both take its last points).
+
+    Each posting keeps its own idempotency key: a key posted before with the same content comes back
+    with created=False and writes nothing; with different content the whole call raises
+    IdempotencyConflictError. Any refusal (InsufficientBalanceError, ReversalExceedsRemainingError,
+    InvalidPostingError) refuses the whole call, writing nothing: a caller that wants some postings to
+    go through decides which before calling. Keys are unique within one call.
+
+    Locks: the originals of any reversals (in id order), then the balance rows of all touched accounts
+    (in account-id order), held until the outermost atomic block ends (ledger.locks).
+    """
+    prepared = [_prepare(posting) for posting in postings]
+    if not prepared:
+        return []
+    keys = [item.key for item in prepared]
+    if len(set(keys)) != len(keys):
+        raise InvalidPostingError("Each posting of one call has its own idempotency key.")
+    single = len(prepared) == 1
+
+    reversal_of = sorted({item.posting.reverses.pk for item in prepared if item.posting.reverses is not None})
+    originals = locks.transactions_lock_for_reversal(transaction_ids=reversal_of) if reversal_of else {}
+    balances = _balances_lock({leg.account.pk for item in prepared for leg in item.legs})
+    for item in prepared:
+        _check_units(item.legs, balances)
+
+    results: list[PostResult | None] = [None] * len(prepared)
+    if not single:
+        # Several postings: learn which keys exist before chaining, so that a replay leaves no gap in
+        # the chain. (One posting learns it from its INSERT instead: one statement fewer.)
+        existing = {txn.idempotency_key: txn for txn in Transaction.objects.filter(idempotency_key__in=keys)}
+        for index, item in enumerate(prepared):
+            found = existing.get(item.key)
+            if found is not None:
+                if found.content_hash != item.fingerprint:
+                    raise IdempotencyConflictError(idempotency_key=item.key, existing_id=found.pk)
+                results[index] = PostResult(transaction=found, created=False)
+    todo = [index for index, result in enumerate(results) if result is None]
+
+    remaining = transactions_reversible_amounts(
+        original_ids=[
+            item.posting.reverses.pk
+            for item in (prepared[index] for index in todo)
+            if item.posting.reverses is not None and item.posting.kind == REVERSAL_KIND
+        ]
+    )
+    running = {account_id: row.balance for account_id, row in balances.items()}
+    for index in todo:
+        item = prepared[index]
+        try:
+            if item.posting.reverses is not None and item.posting.kind == REVERSAL_KIND:
+                _check_within_remaining(remaining[item.posting.reverses.pk], item.legs)
+            _check_funds(item.legs, running, balances)
+        except (InsufficientBalanceError, ReversalExceedsRemainingError):
+            # A retry of a posting that went through must get it back, not a refusal because the money it
+            # moved has since moved on (or, for a reversal, because it used up what was left itself).
+            if single:
+                replayed = _replay(item.key, item.fingerprint)
+                if replayed is not None:
+                    return [PostResult(transaction=replayed, created=False)]
+            raise
+
+    created_at = timezone.now()
+    transactions = [
+        Transaction(
+            idempotency_key=item.key,
+            kind=item.posting.kind,
+            memo=item.posting.memo,
+            metadata=item.posting.metadata or {},
+            reverses=originals.get(item.posting.reverses.pk) if item.posting.reverses is not None else None,
+            content_hash=item.fingerprint,
+            created_at=created_at,
+        )
+        for item in (prepared[index] for index in todo)
+    ]
+    entries = _entries_build(prepared=[prepared[index] for index in todo], created_at=created_at, balances=balances)
+    if transactions:
+        inserted = _insert(transactions=transactions, entries=entries)
+        if len(inserted) != len(transactions):
+            if single:
+                # The key is taken (by a committed transaction: we waited for it if it was in flight).
+                item = prepared[0]
+                replayed = _replay(item.key, item.fingerprint)
+                if replayed is None:  # pragma: no cover - a conflicting committed row is visible to the re-read
+                    raise RuntimeError(f"ledger: key {item.key!r} is taken but its transaction is not visible")
+                return [PostResult(transaction=replayed, created=False)]
+            # Someone posted one of these keys between our check and our insert (a different posting:
+            # the same one would have needed our locks). The chains now have gaps: give up, all of it.
+            raise RuntimeError("ledger: an idempotency key of this batch was posted concurrently; retry the batch")
+        balances_roll_up(entries=[entry for rows in entries for entry in rows])
+
+    posted = []
+    for index, txn, rows in zip(todo, transactions, entries, strict=True):
+        results[index] = PostResult(transaction=txn, created=True, entries=tuple(rows))
+        posted.append(results[index])
+    if posted:
+        transactions_posted.send(sender=Transaction, posted=posted)
+    return results  # type: ignore[return-value] - every slot is filled by now
 
 
 @transaction.atomic
@@ -296,53 +564,10 @@ def transaction_post(
     Locks: the balance rows of all touched accounts (and the original, for a reversal), held until
     the outermost atomic block ends. See ledger.locks before locking anything yourself first.
     """
-    _check_request(idempotency_key, kind, metadata)
-    legs = _legs(entries)
-    fingerprint = content_hash(
-        kind=kind,
-        entries=[(leg.account.code, leg.amount) for leg in legs],
-        reverses_id=reverses.pk if reverses is not None else None,
+    posting = Posting(
+        idempotency_key=idempotency_key, kind=kind, entries=entries, memo=memo, metadata=metadata, reverses=reverses
     )
-
-    if reverses is not None:
-        reverses = locks.transaction_lock_for_reversal(transaction_id=reverses.pk)
-    balances = _balances_lock(legs)
-    _check_units(legs, balances)
-
-    try:
-        if reverses is not None and kind == REVERSAL_KIND:
-            _check_within_remaining(reverses, legs)
-        _check_funds(legs, balances)
-    except (InsufficientBalanceError, ReversalExceedsRemainingError):
-        # A retry of a posting that went through must get it back, not a refusal because the money it
-        # moved has since moved on (or, for a reversal, because it used up what was left itself).
-        existing = _replay(idempotency_key, fingerprint)
-        if existing is not None:
-            return PostResult(transaction=existing, created=False)
-        raise
-
-    created_at = timezone.now()
-    txn = Transaction(
-        idempotency_key=idempotency_key,
-        kind=kind,
-        memo=memo,
-        metadata=metadata or {},
-        reverses=reverses,
-        content_hash=fingerprint,
-        created_at=created_at,
-    )
-    rows = _entries_build(idempotency_key=idempotency_key, created_at=created_at, legs=legs, balances=balances)
-    if not _insert(txn=txn, entries=rows):
-        # The key is taken (by a committed transaction: we waited for it if it was in flight).
-        existing = _replay(idempotency_key, fingerprint)
-        if existing is None:  # pragma: no cover - a conflicting committed row is visible to the re-read
-            raise RuntimeError(f"ledger: key {idempotency_key!r} is taken but its transaction is not visible")
-        return PostResult(transaction=existing, created=False)
-
-    # The ledger's own receiver (ledger.signals.balances_roll_up) moves the balance rows; higher apps'
-    # receivers keep their rollups, all inside this atomic block.
-    transaction_posted.send(sender=Transaction, transaction=txn, entries=rows)
-    return PostResult(transaction=txn, created=True)
+    return transactions_post(postings=[posting])[0]
 
 
 # --- reversals ------------------------------------------------------------------------------------

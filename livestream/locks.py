@@ -3,8 +3,8 @@
 - Publishing a playlist locks the channel row (SELECT ... FOR UPDATE): two staff saving at once must
   not both compute "the item playing now" from the same old epochs and record two competing epochs.
 - Accruing watched time takes no lock: it is one atomic Lua script in Redis (livestream.leases).
-- Crediting a minute takes loyalty's locks, in loyalty's order, inside `event_record`: the member's Redis
-  lock, then the membership row. Livestream holds no lock of its own while it calls that.
+- Crediting a minute is loyalty's event processor's job (it takes loyalty's locks, in loyalty's order):
+  livestream only records the minute as a pending event, holding no lock.
 """
 
 from __future__ import annotations

@@ -10,9 +10,8 @@ from django.db.models import QuerySet
 from livestream import clock
 from livestream.models import Channel, PlaylistItem, ScheduleEpoch
 from livestream.schedule import Epoch, Item, Slot, slot_after, slot_at
-from loyalty.models import Brand, EarnRule, Event, Membership
-from loyalty.periods import cap_periods
-from loyalty.selectors import event_points_in_period, membership_balance
+from loyalty.models import Brand, EarnRule, Membership
+from loyalty.selectors import awarded_in_period, membership_balance
 
 WATCH_MINUTE = "watch_minute"
 
@@ -131,29 +130,18 @@ class WatchSummary:
         }
 
 
-def watch_minutes_today(*, membership: Membership, at: dt.datetime) -> int:
-    """Awarded watch minutes in the member's brand day: what the rule's `cap_per_day` counts."""
-    start, end = cap_periods(when=at, zone=membership.brand.zone)["day"]
-    return Event.objects.filter(
-        membership=membership,
-        type=WATCH_MINUTE,
-        status=Event.Status.AWARDED,
-        occurred_at__gte=start,
-        occurred_at__lt=end,
-    ).count()
-
-
 def watch_summary(*, membership: Membership, at: dt.datetime | None = None) -> WatchSummary:
     at = at or clock.now()
     rule = watch_rule(brand=membership.brand)
     reason = watch_rule_reason(rule, at)
     points = (rule.points or 0) if rule else 0
     cap = rule.cap_per_day if rule else None
+    minutes, points_today = awarded_in_period(membership=membership, event_type=WATCH_MINUTE, period="day", now=at)
     return WatchSummary(
-        points_today=event_points_in_period(membership=membership, event_type=WATCH_MINUTE, period="day", now=at),
+        points_today=points_today,
         allotment=cap * points if cap else None,
         balance=membership_balance(membership),
-        minutes_today=watch_minutes_today(membership=membership, at=at),
+        minutes_today=minutes,
         cap_per_day=cap,
         points_per_minute=points,
         earning=reason is None,

@@ -15,9 +15,10 @@ Honest watch minutes (the exact rules; M = settings.LIVESTREAM_MINUTE_SECONDS, 6
   moves the lease's "previous heartbeat" forward, so the counted time of a lease is at most the wall-clock
   time it was open, however often a page sends.
 - Counted time accumulates per lease in Redis (atomically, livestream.leases); each whole M seconds is
-  one watch minute. Its number is the member's per-brand-day minute counter, and a Celery task credits
-  it through loyalty's `event_record` with the dedupe key `watch:<membership>:<day>:<n>`, so a retried
-  task, a redelivered message or a second device never credits the same minute twice.
+  one watch minute. Its number is the member's per-brand-day minute counter, and the minute is
+  recorded as a pending `watch_minute` event through loyalty's `events_record`, keyed
+  `watch:<membership>:<day>:<n>`, so a retried request or a second device never records the same minute
+  twice; loyalty's event processor credits it in its next batch.
 - Points come from the brand's `watch_minute` earn rule (points per minute, `cap_per_day` the daily
   allotment in minutes, counted in the brand's day). A heartbeat once the day's allotment is reached is
   a 422 `cap_reached`; loyalty's cap check under the membership row lock is the final fence.
@@ -36,9 +37,8 @@ from livestream import clock, leases, locks, selectors
 from livestream.models import Channel, ScheduleEpoch
 from livestream.schedule import next_epoch, slot_at, slots_overlapping
 from livestream.selectors import WATCH_MINUTE, WatchSummary
-from livestream.tasks import watch_minute_credit_task
-from loyalty.models import Event, Membership
-from loyalty.services.earning import event_record
+from loyalty.models import Membership
+from loyalty.services.ingest import events_record
 
 # --- errors: the API's error shape, with codes the page acts on ------------------------------------------
 
@@ -265,10 +265,18 @@ def heartbeat_record(
     )
     if accrual.outcome == "superseded":  # taken over between the check above and the script
         raise superseded
-    for number in accrual.minute_numbers:
-        # No database transaction is open here (the accrual lives in Redis), so there is nothing to wait
-        # for: enqueue now. The task's dedupe key makes a second delivery harmless.
-        watch_minute_credit_task.delay(membership.pk, channel.pk, f"{day}:{number}", now.isoformat())
+    if accrual.minutes:
+        # Recorded as pending events, keyed by the member's minute number of the brand day: a retried
+        # heartbeat or a second device never records the same minute twice. The event processor
+        # credits them with all other events, in batches, through the brand's watch_minute rule.
+        events_record(
+            brand_id=channel.brand_id,
+            membership_id=membership.pk,
+            type=WATCH_MINUTE,
+            keys=[f"watch:{membership.pk}:{day}:{number}" for number in accrual.minute_numbers],
+            occurred_at=now,
+            metadata={"channel_id": channel.pk},
+        )
     if accrual.minutes:  # show the new points when the worker was quick (always, with eager tasks)
         summary = selectors.watch_summary(membership=membership, at=now)
     counted = accrual.outcome == "counted"
@@ -280,27 +288,4 @@ def heartbeat_record(
         minutes_completed=accrual.minutes,
         summary=summary,
         timing=timing,
-    )
-
-
-# --- credits --------------------------------------------------------------------------------------------
-
-
-def watch_minute_credit(
-    *, membership_id: int, channel_id: int, minute_key: str, occurred_at: dt.datetime
-) -> Event | None:
-    """Credit one watched minute through loyalty's earning rules and ledger, exactly once per key.
-
-    `event_record` takes the member's Redis lock and row lock and applies the `watch_minute` rule (points,
-    daily cap in the brand's day); the same key returns the event recorded first and credits nothing more.
-    """
-    membership = Membership.objects.select_related("brand").filter(pk=membership_id).first()
-    if membership is None:
-        return None  # a message that outlived its membership (a wiped test database, a restored backup)
-    return event_record(
-        membership=membership,
-        type=WATCH_MINUTE,
-        dedupe_key=f"watch:{membership_id}:{minute_key}",
-        occurred_at=occurred_at,
-        metadata={"channel_id": channel_id, "minute": minute_key},
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from django.http import Http404
@@ -19,11 +18,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loyalty import selectors
+from config.errors import error_body
+from loyalty import notify, selectors
 from loyalty.authentication import ApiKeyAuthentication, ApiKeyRateThrottle, HasBrandApiKey
 from loyalty.models import Brand, EarnRule, Event, Membership
+from loyalty.selectors import brand_event_types
 from loyalty.serializers import (
     AdjustmentInputSerializer,
+    CleanEvent,
+    EventInput,
     EventInputSerializer,
     MemberRefSerializer,
     adjustment_out,
@@ -31,8 +34,9 @@ from loyalty.serializers import (
     member_out,
     statement_entry_out,
 )
-from loyalty.services.earning import MemberRef, adjustment_create, event_ingest
+from loyalty.services.earning import adjustment_create
 from loyalty.services.idempotency import idempotent_call, request_fingerprint
+from loyalty.services.ingest import events_accept
 
 WAIT_SECONDS = 2.0
 IDEMPOTENCY_KEY_MAX = 255
@@ -73,10 +77,14 @@ class BrandApiView(APIView):
     def brand(self) -> Brand:
         return self.request.auth.brand
 
-    def idempotency_key(self, request: Request, fallback: str | None = None) -> str | None:
-        key = request.headers.get("Idempotency-Key", "").strip() or fallback
+    def idempotency_key(self, request: Request) -> str | None:
+        key = request.headers.get("Idempotency-Key", "").strip() or None
         if key and len(key) > IDEMPOTENCY_KEY_MAX:
             raise serializers.ValidationError({"Idempotency-Key": [f"At most {IDEMPOTENCY_KEY_MAX} characters."]})
+        if key and key.startswith(Event.INTERNAL_KEY_PREFIX):
+            raise serializers.ValidationError(
+                {"Idempotency-Key": [f"Keys starting with {Event.INTERNAL_KEY_PREFIX!r} are reserved."]}
+            )
         return key
 
     def membership(self, membership_id: int) -> Membership:
@@ -97,15 +105,6 @@ class BrandApiView(APIView):
         return response
 
 
-def _event_wait(event_id: int, seconds: float) -> Event:
-    deadline = time.monotonic() + seconds
-    while True:
-        event = Event.objects.select_related("membership__member", "membership__tier").get(pk=event_id)
-        if event.status != Event.Status.PENDING or time.monotonic() >= deadline:
-            return event
-        time.sleep(0.05)
-
-
 EVENT_EXAMPLE = {
     "id": 41,
     "type": "purchase",
@@ -124,15 +123,35 @@ EVENT_EXAMPLE = {
 }
 
 
+BATCH_MAX_EVENTS = 1000
+BATCH_MAX_BYTES = 8 * 1024 * 1024
+
+
+def _events_clean(brand: Brand, items: list) -> list[tuple[CleanEvent | None, dict | None]]:
+    """Validate events as sent; a custom type the cached list does not know is looked up afresh first."""
+    known = brand_event_types(brand.pk)
+    custom = {item.get("type") for item in items if isinstance(item, dict)} - {EarnRule.PURCHASE, Event.REFUND}
+    if any(isinstance(kind, str) and kind not in known for kind in custom):
+        known = brand_event_types(brand.pk, fresh=True)
+    validator = EventInput(known_types=known)
+    return [validator.clean(item) for item in items]
+
+
+def _event_reload(event_id: int) -> Event:
+    return Event.objects.select_related("membership__member", "membership__tier").get(pk=event_id)
+
+
 class EventCollection(BrandApiView):
     @extend_schema(
         operation_id="events_create",
         summary="Send a purchase, refund or custom event",
         description=(
-            "Stores the event and has a worker process it. 202 with `status: pending`; with `?wait=true` waits up "
-            "to 2 s and answers 201 with the outcome. `Idempotency-Key` header (for a purchase, the `order_id` is "
-            "the key when no header is sent): the same key and body replays the first answer; a different body is a "
-            "409. Send a key with refunds too, so that a retried refund is not applied twice."
+            "Stores the event and answers at once: 202 with `status: pending`; a worker then resolves the member and "
+            "applies the rules. With `?wait=true` the answer waits up to 2 s for the outcome: 201 with it, or 202 if "
+            "it took longer. A pending event shows the member as sent (`member.id` is null until processed). "
+            "`Idempotency-Key` header (for a purchase, the `order_id` is the key when no header is sent): the same "
+            "key and body replays the event as it is now; a different body is a 409. Keys never expire. Send a key "
+            "with refunds and custom events too, so that a retried request is not counted twice."
         ),
         request=EventInputSerializer,
         parameters=[
@@ -176,26 +195,161 @@ class EventCollection(BrandApiView):
         ],
     )
     def post(self, request: Request) -> Response:
-        serializer = EventInputSerializer(data=request.data, context={"brand": self.brand})
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        wait = request.query_params.get("wait", "").lower() in {"1", "true", "yes"}
-        key = self.idempotency_key(request, data["order_id"] if data["type"] == EarnRule.PURCHASE else None)
+        data = request.data
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Send one event as a JSON object."]})
+        key = self.idempotency_key(request)
+        if key:
+            data = {**data, "idempotency_key": key}
+        [(clean, errors)] = _events_clean(self.brand, [data])
+        if errors:
+            if key and "idempotency_key" in errors:
+                errors["Idempotency-Key"] = errors.pop("idempotency_key")
+            raise serializers.ValidationError(errors)
+        [answer] = events_accept(brand=self.brand, items=[clean])
+        body, status = answer.body, answer.http_status
+        if answer.pending and request.query_params.get("wait", "").lower() in {"1", "true", "yes"}:
+            event_id = answer.event_id
+            notify.event_wait(
+                event_id,
+                seconds=WAIT_SECONDS,
+                is_done=lambda: Event.objects.filter(pk=event_id).exclude(status=Event.Status.PENDING).exists(),
+            )
+            event = _event_reload(event_id)
+            body, status = event_out(event), (202 if event.status == Event.Status.PENDING else 201)
+        response = Response(body, status=status)
+        if answer.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+BATCH_ITEM_FIELDS = {
+    "http_status": serializers.IntegerField(help_text="The status the single endpoint would have answered."),
+    "body": serializers.DictField(help_text="The body the single endpoint would have answered: the event, or error."),
+}
+
+
+class EventBatch(BrandApiView):
+    @extend_schema(
+        operation_id="events_batch_create",
+        summary="Send up to 1,000 events at once",
+        description=(
+            "For tills and shops that upload in bulk. `events` is a list of up to 1,000 events, each shaped as for "
+            "`POST /api/v1/events`, optionally with its own `idempotency_key`. The answer has one result per event, "
+            "in order: the status and body the single endpoint would have given (202 and the pending event, a replay, "
+            "or an error in the error shape). One bad event never fails the others. Idempotency: each purchase by its "
+            "`order_id` (or its `idempotency_key`), each other event by its `idempotency_key`; with an "
+            "`Idempotency-Key` header, the whole request replays its first answer, and events without a key of their "
+            "own are keyed by the header and their position."
+        ),
+        request=inline_serializer("EventBatchRequest", {"events": EventInputSerializer(many=True)}),
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        responses={
+            200: inline_serializer(
+                "EventBatchResponse",
+                {
+                    "results": inline_serializer("EventBatchItem", BATCH_ITEM_FIELDS, many=True),
+                    "accepted": serializers.IntegerField(help_text="new events, now pending"),
+                    "replayed": serializers.IntegerField(help_text="events sent before with the same key and body"),
+                    "refused": serializers.IntegerField(help_text="events answered with an error"),
+                },
+            ),
+            **error_responses(400, 401, 409, 429),
+            413: OpenApiResponse(ERROR_SHAPE, description="payload_too_large"),
+        },
+        examples=[
+            OpenApiExample(
+                "two purchases",
+                request_only=True,
+                value={
+                    "events": [
+                        {
+                            "type": "purchase",
+                            "member": {"email": "fan@example.com"},
+                            "order_id": "T3-000124",
+                            "amount": "5.50",
+                            "currency": "USD",
+                        },
+                        {"type": "check_in", "member": {"external_id": "C-1001"}, "idempotency_key": "ci-1001-0923"},
+                    ]
+                },
+            ),
+            OpenApiExample(
+                "results",
+                response_only=True,
+                status_codes=["200"],
+                value={
+                    "results": [
+                        {"http_status": 202, "body": {**EVENT_EXAMPLE, "status": "pending", "points": 0}},
+                        {
+                            "http_status": 400,
+                            "body": {
+                                "error": {
+                                    "code": "invalid_input",
+                                    "message": "The event has invalid fields.",
+                                    "fields": {"type": ["Unknown event type 'check_in'."]},
+                                }
+                            },
+                        },
+                    ],
+                    "accepted": 1,
+                    "replayed": 0,
+                    "refused": 1,
+                },
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > BATCH_MAX_BYTES:
+            return Response(
+                error_body("payload_too_large", f"A batch is at most {BATCH_MAX_BYTES // (1024 * 1024)} MB."),
+                status=413,
+            )
+        data = request.data
+        events = data.get("events") if isinstance(data, dict) else None
+        if not isinstance(events, list):
+            raise serializers.ValidationError({"events": ['Send {"events": [...]}: a list of events.']})
+        if not 1 <= len(events) <= BATCH_MAX_EVENTS:
+            raise serializers.ValidationError({"events": [f"Send 1 to {BATCH_MAX_EVENTS} events at once."]})
+        key = self.idempotency_key(request)
 
         def handler() -> tuple[int, dict]:
-            event = event_ingest(
-                brand=self.brand,
-                type=data["type"],
-                member=MemberRef(**data["member"]),
-                order_id=data.get("order_id", ""),
-                amount=data.get("amount"),
-                currency=data.get("currency", ""),
-                occurred_at=data.get("occurred_at"),
-                location_id=data.get("location_id", ""),
-                metadata=data.get("metadata"),
-            )
-            event = _event_wait(event.pk, WAIT_SECONDS if wait else 0)
-            return (202 if event.status == Event.Status.PENDING else 201), event_out(event)
+            items = events
+            if key:
+                # Events without a key of their own are keyed by the request's and their place in it, so a
+                # retry whose first attempt died half-way counts none twice. Purchases have their order id.
+                items = [
+                    {**item, "idempotency_key": f"{key}:{index}"}
+                    if isinstance(item, dict)
+                    and "idempotency_key" not in item
+                    and item.get("type") != EarnRule.PURCHASE
+                    else item
+                    for index, item in enumerate(events)
+                ]
+            checked = _events_clean(self.brand, items)
+            valid = [clean for clean, _ in checked if clean is not None]
+            accepted = iter(events_accept(brand=self.brand, items=valid))
+            results = []
+            for clean, errors in checked:
+                if clean is None:
+                    results.append(
+                        {
+                            "http_status": 400,
+                            "body": error_body("invalid_input", "The event has invalid fields.", errors),
+                        }
+                    )
+                else:
+                    answer = next(accepted)
+                    results.append(
+                        {"http_status": answer.http_status, "body": answer.body, "replayed": answer.replayed}
+                    )
+            summary = {
+                "accepted": sum(1 for r in results if r["http_status"] == 202 and not r.get("replayed")),
+                "replayed": sum(1 for r in results if r.pop("replayed", False)),
+                "refused": sum(1 for r in results if r["http_status"] >= 400),
+            }
+            return 200, {"results": results, **summary}
 
         return self.answer(request, key, handler)
 

@@ -1,22 +1,32 @@
 """Every lock loyalty takes, in one place.
 
-Order, always: the membership's Redis lock, then the membership row (SELECT ... FOR UPDATE), then
-whatever the ledger locks (its balance rows, in account-id order). The Redis lock keeps workers from
-piling up on one member; the row lock is what makes caps, tiers and refunds correct, because a
-Redis lock can expire while its holder is still working.
+Order, always: the brand's processing lock (event processing only), the membership's Redis lock (one
+member's requests), then the membership rows (SELECT ... FOR UPDATE, in id order), then event rows
+(in id order), then whatever the ledger locks (its balance rows, in account-id order). The Redis and
+advisory locks keep workers from piling up and events in order; the row locks are what make caps,
+tiers, refunds and balances correct, because a Redis lock can expire while its holder still works.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterable, Iterator
 
 from django.conf import settings
+from django.db import DatabaseError, connection
 from django_redis import get_redis_connection
 from redis.exceptions import LockError
 
 from config.errors import ApplicationError
+from ledger import locks as ledger_locks
+from ledger.models import Balance
 from loyalty.models import Event, Membership
+
+logger = logging.getLogger(__name__)
+
+# The first key of loyalty's PostgreSQL advisory locks (the second is the brand id): "ta11y".
+ADVISORY_NAMESPACE = 0x7A11
 
 
 class LockUnavailableError(ApplicationError):
@@ -51,3 +61,46 @@ def membership_lock_row(membership_id: int) -> Membership:
 def event_lock_row(event_id: int) -> Event:
     """An event row (the one being processed, or the purchase a refund undoes), locked."""
     return Event.objects.select_for_update(of=("self",)).get(pk=event_id)
+
+
+@contextlib.contextmanager
+def brand_processing_lock(brand_id: int) -> Iterator[bool]:
+    """One event processor per brand at a time, so that a brand's events are processed in the order
+    they were accepted (a PostgreSQL session advisory lock: it goes with the connection if the worker
+    dies). Yields False, at once, when another processor holds it. Not a correctness fence: the row locks
+    and the ledger's keys are (loyalty.services.processing)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_NAMESPACE, brand_id])
+        held = cursor.fetchone()[0]
+    try:
+        yield held
+    finally:
+        if held:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ADVISORY_NAMESPACE, brand_id])
+            except DatabaseError:  # the connection is gone, and the lock with it
+                logger.warning("could not release the processing lock of brand %s", brand_id, exc_info=True)
+
+
+def memberships_lock_rows(membership_ids: Iterable[int]) -> dict[int, Membership]:
+    """Membership rows locked until the end of the current database transaction, in id order (two
+    batches that share members cannot deadlock)."""
+    ids = sorted(set(membership_ids))
+    if not ids:
+        return {}
+    locked = Membership.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk")
+    return {membership.pk: membership for membership in locked}
+
+
+def events_lock_rows(event_ids: Iterable[int], purchase_ids: Iterable[int] = ()) -> dict[int, Event]:
+    """Event rows (a batch, and the purchases its refunds undo) locked, in id order."""
+    ids = sorted({*event_ids, *purchase_ids})
+    return {
+        event.pk: event for event in Event.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk")
+    }
+
+
+def balances_lock(account_ids: Iterable[int]) -> dict[int, Balance]:
+    """The ledger's balance rows of these accounts, locked in account-id order (see ledger.locks)."""
+    return ledger_locks.balances_lock(account_ids=account_ids)

@@ -14,7 +14,7 @@ from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Now
 from rest_framework_api_key.models import AbstractAPIKey
 
 
@@ -313,47 +313,68 @@ class EarnRule(models.Model):
 
 
 class Event(models.Model):
-    """Something a member did that may earn points: a purchase, a refund, a custom event."""
+    """Something a member did that may earn points: a purchase, a refund, a custom event.
+
+    Accepted events are stored `pending` as they came (the member as the till named them), and a worker
+    resolves the member, applies the rules and writes the outcome in batches (loyalty.services.processing).
+    The row is also the event's idempotency record: `idempotency_key` (or a purchase's `order_id`) and
+    `request_hash` tell a retry of the same request (replayed) from a different one (409).
+    """
 
     REFUND = "refund"
+    # Keys of events recorded by Tally itself (watch minutes) start with this; the API refuses such keys.
+    INTERNAL_KEY_PREFIX = "tally:"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         AWARDED = "awarded", "Awarded"
         REJECTED = "rejected", "Rejected"
 
-    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="events")
-    membership = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="events")
-    type = models.SlugField(max_length=40)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    reason = models.CharField(max_length=40, blank=True, help_text="Why it was rejected.")
-    points = models.BigIntegerField(default=0, help_text="Signed: a refund's points are negative.")
-    order_id = models.CharField(max_length=120, blank=True)
+    brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="events", db_index=False)
+    # NULL while pending: resolved (and created on first sight) by the processor, not at accept time.
+    membership = models.ForeignKey(Membership, null=True, blank=True, on_delete=models.PROTECT, related_name="events")
+    member_email = models.CharField(
+        max_length=254, blank=True, default="", db_default="", help_text="The member as sent."
+    )
+    member_external_id = models.CharField(
+        max_length=120, blank=True, default="", db_default="", help_text="The member as sent."
+    )
+    type = models.SlugField(max_length=40, db_index=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_default="pending")
+    reason = models.CharField(max_length=40, blank=True, default="", db_default="", help_text="Why it was rejected.")
+    points = models.BigIntegerField(default=0, db_default=0, help_text="Signed: a refund's points are negative.")
+    order_id = models.CharField(max_length=120, blank=True, default="", db_default="")
     amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
-    currency = models.CharField(max_length=3, blank=True)
+    currency = models.CharField(max_length=3, blank=True, default="", db_default="")
     occurred_at = models.DateTimeField()
-    location_id = models.CharField(max_length=120, blank=True)
+    location_id = models.CharField(max_length=120, blank=True, default="", db_default="")
     metadata = models.JSONField(default=dict, blank=True)
-    # NULL, not "", so that uniqueness applies only to events that have a key.
-    dedupe_key = models.CharField(  # noqa: DJ001
-        max_length=200,
+    # NULL, not "", so that uniqueness applies only to events that have a key. A purchase sent without
+    # one is keyed by its order id (event_purchase_order_unique) and leaves this NULL.
+    idempotency_key = models.CharField(  # noqa: DJ001
+        max_length=255,
         null=True,
         blank=True,
-        help_text="Set by in-process sources (watch minutes): the same key never records a second event.",
+        help_text="The client's Idempotency-Key (or the item's idempotency_key); tally:... for Tally's own.",
     )
-    refund_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="refunds")
-    refunded_amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
-    refunded_points = models.BigIntegerField(default=0, help_text="Purchase: points reversed by refunds.")
+    request_hash = models.CharField(
+        max_length=64, blank=True, default="", db_default="", help_text="SHA-256 of the request."
+    )
+    refund_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="refunds", db_index=False
+    )
+    refunded_amount = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"), db_default=0)
+    refunded_points = models.BigIntegerField(default=0, db_default=0, help_text="Purchase: points reversed by refunds.")
     unrecovered_points = models.BigIntegerField(
-        default=0, help_text="Refund: points owed back that the wallet no longer held (already spent)."
+        default=0, db_default=0, help_text="Refund: points owed back that the wallet no longer held (already spent)."
     )
-    tier_name = models.CharField(max_length=60, blank=True, help_text="Tier when the event was processed.")
+    tier_name = models.CharField(max_length=60, blank=True, default="", db_default="", help_text="Tier when processed.")
     multiplier = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
     balance_after = models.BigIntegerField(null=True, blank=True)
     ledger_transaction = models.ForeignKey(
-        "ledger.Transaction", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "ledger.Transaction", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_default=Now())
     processed_at = models.DateTimeField(null=True, blank=True)
 
     brand_path = "brand"
@@ -367,20 +388,50 @@ class Event(models.Model):
                 condition=models.Q(type="purchase"),
                 name="event_purchase_order_unique",
             ),
-            models.CheckConstraint(condition=models.Q(refunded_points__gte=0), name="event_refunded_points_gte_0"),
             models.UniqueConstraint(
-                fields=["brand", "dedupe_key"],
-                condition=models.Q(dedupe_key__isnull=False),
-                name="event_dedupe_key_unique",
+                fields=["brand", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="event_idempotency_key_unique",
+            ),
+            models.CheckConstraint(condition=models.Q(refunded_points__gte=0), name="event_refunded_points_gte_0"),
+            models.CheckConstraint(
+                condition=~models.Q(status="pending") | models.Q(processed_at__isnull=True),
+                name="event_pending_not_processed",
             ),
         ]
         indexes = [
-            models.Index(fields=["membership", "type", "status", "occurred_at"], name="event_caps_idx"),
             models.Index(fields=["brand", "-created_at"], name="event_brand_recent_idx"),
+            # What the processor claims: a brand's pending events, oldest first. Partial, so it stays as
+            # small as the backlog however many events were ever processed.
+            models.Index(fields=["brand", "id"], name="event_pending_idx", condition=models.Q(status="pending")),
+            models.Index(fields=["refund_of"], name="event_refund_of_idx", condition=models.Q(refund_of__isnull=False)),
         ]
 
     def __str__(self) -> str:
         return f"{self.type} #{self.pk} ({self.status})"
+
+
+class AwardCounter(models.Model):
+    """How many events of one type a membership was awarded on one day of the brand's calendar.
+
+    Kept by the processor in the batch's own transaction, and what caps are counted on (day, week and
+    month are sums of at most 31 rows), instead of counting events. Kept for every custom event type
+    (watch minutes, check-ins...) and for purchases when the purchase rule has a cap.
+    """
+
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+", db_index=False)
+    event_type = models.SlugField(max_length=40, db_index=False)
+    day = models.DateField(help_text="The brand's day (its timezone).")
+    awarded = models.PositiveIntegerField(default=0)
+    points = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["membership", "event_type", "day"], name="awardcounter_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} on {self.day}: {self.awarded}"
 
 
 class QualifyingBucket(models.Model):

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from typing import TYPE_CHECKING
 
-from loyalty.models import Brand
+if TYPE_CHECKING:
+    from loyalty.models import Brand
+
+
+def month_floor(when: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.date:
+    """First day of the month `when` falls in, in `zone`."""
+    return when.astimezone(zone).date().replace(day=1)
 
 
 def month_start(when: dt.datetime, brand: Brand) -> dt.date:
     """First day of the month `when` falls in, in the brand's timezone."""
-    return when.astimezone(brand.zone).date().replace(day=1)
+    return month_floor(when, brand.zone)
 
 
 def cap_periods(*, when: dt.datetime, zone: zoneinfo.ZoneInfo) -> dict[str, tuple[dt.datetime, dt.datetime]]:
@@ -18,6 +25,19 @@ def cap_periods(*, when: dt.datetime, zone: zoneinfo.ZoneInfo) -> dict[str, tupl
     local = when.astimezone(zone)
     # Arithmetic on zone-aware datetimes is wall-clock arithmetic: a DST day keeps its real length.
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    week = day - dt.timedelta(days=day.weekday())
+    month = day.replace(day=1)
+    next_month = (month + dt.timedelta(days=32)).replace(day=1)
+    return {
+        "day": (day, day + dt.timedelta(days=1)),
+        "week": (week, week + dt.timedelta(days=7)),
+        "month": (month, next_month),
+    }
+
+
+def period_bounds(*, when: dt.datetime, zone: zoneinfo.ZoneInfo) -> dict[str, tuple[dt.date, dt.date]]:
+    """cap_periods as brand days: [first day, first day after) of the day, ISO week and month."""
+    day = when.astimezone(zone).date()
     week = day - dt.timedelta(days=day.weekday())
     month = day.replace(day=1)
     next_month = (month + dt.timedelta(days=32)).replace(day=1)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from ledger.selectors import StatementPage, account_balance_get, account_statement_list
-from loyalty.models import Brand, BrandStaff, Event, Membership, Tier, User
-from loyalty.periods import cap_periods, month_start
+from loyalty.models import AwardCounter, Brand, BrandStaff, EarnRule, Membership, Tier, User
+from loyalty.periods import month_start, period_bounds
 
 
 def brand_list_active() -> QuerySet[Brand]:
@@ -86,16 +87,36 @@ def membership_statement(*, membership: Membership, cursor: str | None = None, l
     return account_statement_list(account=membership.wallet, cursor=cursor, limit=limit)
 
 
-def event_points_in_period(
+# --- what the accept path needs, cached in this process ---------------------------------------------
+
+EVENT_TYPES_TTL_SECONDS = 5.0
+_event_types: dict[int, tuple[float, frozenset[str]]] = {}
+
+
+def brand_event_types(brand_id: int, *, fresh: bool = False) -> frozenset[str]:
+    """The brand's custom event types (those of its earn rules), for validating events as they arrive.
+
+    Cached in this process for a few seconds: the accept path runs thousands of times a second. A type
+    not in the cache should be asked again with `fresh=True` before it is refused, so a rule staff just
+    added is known at once; a rule just deleted is still accepted for a few seconds, and the processor
+    then rejects its events with `no_rule`.
+    """
+    now = time.monotonic()
+    cached = _event_types.get(brand_id)
+    if fresh or cached is None or now - cached[0] > EVENT_TYPES_TTL_SECONDS:
+        types = frozenset(EarnRule.objects.filter(brand_id=brand_id).values_list("event_type", flat=True))
+        _event_types[brand_id] = (now, types)
+        return types
+    return cached[1]
+
+
+def awarded_in_period(
     *, membership: Membership, event_type: str, period: str = "day", now: dt.datetime | None = None
-) -> int:
-    """Points a member was awarded for one event type in the current brand day / week / month."""
-    start, end = cap_periods(when=now or timezone.now(), zone=membership.brand.zone)[period]
-    total = Event.objects.filter(
-        membership=membership,
-        type=event_type,
-        status=Event.Status.AWARDED,
-        occurred_at__gte=start,
-        occurred_at__lt=end,
-    ).aggregate(s=Sum("points"))
-    return total["s"] or 0
+) -> tuple[int, int]:
+    """(events, points) a member was awarded for one event type in the current brand day / week / month,
+    from the award counters (loyalty.models.AwardCounter)."""
+    start, end = period_bounds(when=now or timezone.now(), zone=membership.brand.zone)[period]
+    totals = AwardCounter.objects.filter(
+        membership=membership, event_type=event_type, day__gte=start, day__lt=end
+    ).aggregate(events=Sum("awarded"), points=Sum("points"))
+    return totals["events"] or 0, totals["points"] or 0

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
-from decimal import Decimal
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import EmailValidator
 from django.utils import timezone
 from rest_framework import serializers
 
@@ -16,6 +21,8 @@ from loyalty.selectors import membership_balance, next_tier, qualifying_points
 
 METADATA_MAX_BYTES = 16 * 1024
 FUTURE_SKEW = dt.timedelta(minutes=5)
+CENT = Decimal("0.01")
+EMAIL = EmailValidator()
 
 
 class MemberRefSerializer(serializers.Serializer):
@@ -28,65 +35,260 @@ class MemberRefSerializer(serializers.Serializer):
         return attrs
 
 
-def validate_metadata(value):
-    if not isinstance(value, dict):
-        raise serializers.ValidationError("Must be a JSON object.")
-    encoded = json.dumps(value, separators=(",", ":"))
-    if "\\u0000" in encoded:  # PostgreSQL's jsonb cannot store a NUL character
-        raise serializers.ValidationError("Must not contain NUL characters.")
-    if len(encoded.encode()) > METADATA_MAX_BYTES:
-        raise serializers.ValidationError(f"Must be at most {METADATA_MAX_BYTES // 1024} KB of JSON.")
-    return value
-
-
 class EventInputSerializer(serializers.Serializer):
-    type = serializers.SlugField(max_length=40)
+    """The shape of an event, for the OpenAPI schema. Events are validated by EventInput below, which
+    does the same checks without DRF's per-field machinery: the batch endpoint validates 1,000 at once."""
+
+    type = serializers.SlugField(max_length=40, help_text='"purchase", "refund", or one of the brand\'s custom events.')
     member = MemberRefSerializer()
-    order_id = serializers.CharField(required=False, max_length=120, allow_blank=False)
+    order_id = serializers.CharField(required=False, max_length=120, help_text="Required for a purchase or refund.")
     amount = serializers.DecimalField(
         required=False, max_digits=14, decimal_places=2, min_value=Decimal("0.01"), coerce_to_string=True
     )
-    currency = serializers.CharField(required=False, min_length=3, max_length=3)
+    currency = serializers.CharField(required=False, min_length=3, max_length=3, help_text="ISO 4217.")
     occurred_at = serializers.DateTimeField(required=False)
     location_id = serializers.CharField(required=False, max_length=120, allow_blank=True)
-    metadata = serializers.JSONField(required=False, validators=[validate_metadata])
+    metadata = serializers.JSONField(required=False, help_text="A JSON object, at most 16 KB.")
+    idempotency_key = serializers.CharField(
+        required=False,
+        max_length=255,
+        help_text="Batch items: the item's idempotency key (the single endpoint takes the Idempotency-Key header).",
+    )
 
-    def validate_currency(self, value: str) -> str:
-        value = value.upper()
-        if value not in ISO_4217:
-            raise serializers.ValidationError(f"{value!r} is not an ISO 4217 currency code.")
-        return value
 
-    def validate_occurred_at(self, value: dt.datetime) -> dt.datetime:
+@dataclass(frozen=True, slots=True)
+class CleanEvent:
+    """An event that passed EventInput: what the accept service stores."""
+
+    type: str
+    email: str  # lower-cased, "" when not given
+    external_id: str
+    order_id: str
+    amount: Decimal | None
+    currency: str
+    occurred_at: dt.datetime | None
+    location_id: str
+    metadata: dict
+    idempotency_key: str | None
+    request_hash: str  # SHA-256 of the item as sent (without its idempotency key): tells a retry from a conflict
+
+
+class EventInput:
+    """Validates one event as the API received it (a dict from JSON), fast, with DRF's error shape.
+
+    `clean(data)` returns (CleanEvent, None) or (None, {"field": ["message", ...], ...}). The brand's
+    custom event types are known by `known_types` (a set), so that a typo is a 400, not a rejection.
+    Strings may hold neither NUL characters nor lone surrogates (PostgreSQL stores neither).
+    """
+
+    SLUG = re.compile(r"^[-a-zA-Z0-9_]+$")
+    FIELDS = frozenset(
+        {
+            "type",
+            "member",
+            "order_id",
+            "amount",
+            "currency",
+            "occurred_at",
+            "location_id",
+            "metadata",
+            "idempotency_key",
+        }
+    )
+
+    def __init__(self, *, known_types: frozenset[str]) -> None:
+        self.known_types = known_types
         now = timezone.now()
-        if value > now + FUTURE_SKEW:
-            raise serializers.ValidationError("Must not be in the future.")
-        if value < now - dt.timedelta(days=settings.EVENT_MAX_AGE_DAYS):
-            raise serializers.ValidationError(f"Must be within the last {settings.EVENT_MAX_AGE_DAYS} days.")
-        return value
+        self.latest = now + FUTURE_SKEW
+        self.earliest = now - dt.timedelta(days=settings.EVENT_MAX_AGE_DAYS)
 
-    def validate(self, attrs):
-        brand = self.context["brand"]
-        kind = attrs["type"]
-        errors: dict[str, list[str]] = {}
-        if kind in (EarnRule.PURCHASE, Event.REFUND):
-            for field in ("order_id", "amount"):
-                if field not in attrs:
-                    errors[field] = [f"Required for a {kind}."]
-            if kind == EarnRule.PURCHASE and "currency" not in attrs:
-                errors["currency"] = ["Required for a purchase."]
-        elif not EarnRule.objects.filter(brand=brand, event_type=kind).exists():
-            known = sorted(
-                {
-                    "purchase",
-                    "refund",
-                    *EarnRule.objects.filter(brand=brand).values_list("event_type", flat=True),
-                }
-            )
-            errors["type"] = [f"Unknown event type {kind!r}. This brand knows: {', '.join(known)}."]
+    def clean(self, data: object) -> tuple[CleanEvent | None, dict | None]:
+        if not isinstance(data, dict):
+            return None, {"non_field_errors": ["Each event is a JSON object."]}
+        errors: dict[str, object] = {}
+        kind = self._string(data, "type", errors, max_length=40, required=True)
+        if kind and not self.SLUG.match(kind):
+            errors["type"] = ["Use only letters, numbers, underscores or hyphens."]
+        email, external_id = self._member(data.get("member"), errors)
+        order_id = self._string(data, "order_id", errors, max_length=120)
+        amount = self._amount(data, errors)
+        currency = self._string(data, "currency", errors, max_length=3)
+        if currency:
+            currency = currency.upper()
+            if len(currency) != 3 or currency not in ISO_4217:
+                errors["currency"] = [f"{currency!r} is not an ISO 4217 currency code."]
+        occurred_at = self._occurred_at(data, errors)
+        location_id = self._string(data, "location_id", errors, max_length=120, allow_blank=True)
+        metadata = self._metadata(data, errors)
+        key = self._string(data, "idempotency_key", errors, max_length=255)
+        if key and key.startswith(Event.INTERNAL_KEY_PREFIX):
+            errors["idempotency_key"] = [f"Keys starting with {Event.INTERNAL_KEY_PREFIX!r} are reserved."]
+        if kind and "type" not in errors:
+            if kind in (EarnRule.PURCHASE, Event.REFUND):
+                for field, value in (("order_id", order_id), ("amount", amount)):
+                    if value is None and field not in errors:
+                        errors[field] = [f"Required for a {kind}."]
+                if kind == EarnRule.PURCHASE and currency is None and "currency" not in errors:
+                    errors["currency"] = ["Required for a purchase."]
+            elif kind not in self.known_types:
+                known = ", ".join(sorted({EarnRule.PURCHASE, Event.REFUND, *self.known_types}))
+                errors["type"] = [f"Unknown event type {kind!r}. This brand knows: {known}."]
         if errors:
-            raise serializers.ValidationError(errors)
-        return attrs
+            return None, errors
+        return (
+            CleanEvent(
+                type=kind,
+                email=email,
+                external_id=external_id,
+                order_id=order_id or "",
+                amount=amount,
+                currency=currency or "",
+                occurred_at=occurred_at,
+                location_id=location_id or "",
+                metadata=metadata or {},
+                idempotency_key=key,
+                request_hash=request_hash({name: value for name, value in data.items() if name != "idempotency_key"}),
+            ),
+            None,
+        )
+
+    @staticmethod
+    def _text_problem(value: str) -> str | None:
+        if "\x00" in value:
+            return "Null characters are not allowed."
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "Surrogate characters are not allowed."
+        return None
+
+    def _string(
+        self,
+        data: dict,
+        field: str,
+        errors: dict,
+        *,
+        max_length: int,
+        required: bool = False,
+        allow_blank: bool = False,
+    ) -> str | None:
+        if field not in data:
+            if required:
+                errors[field] = ["This field is required."]
+            return None
+        value = data[field]
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            errors[field] = ["Not a valid string." if value is not None else "This field may not be null."]
+            return None
+        value = str(value).strip()
+        problem = self._text_problem(value)
+        if problem:
+            errors[field] = [problem]
+        elif not value and not allow_blank:
+            errors[field] = ["This field may not be blank."]
+        elif len(value) > max_length:
+            errors[field] = [f"Ensure this field has no more than {max_length} characters."]
+        else:
+            return value
+        return None
+
+    def _member(self, member: object, errors: dict) -> tuple[str, str]:
+        if member is None:
+            errors["member"] = ["This field is required."]
+            return "", ""
+        if not isinstance(member, dict):
+            errors["member"] = {
+                "non_field_errors": ['Give the member as an object: {"email": ...} or {"external_id": ...}.']
+            }
+            return "", ""
+        found: dict[str, list[str]] = {}
+        email = self._string(member, "email", found, max_length=254) or ""
+        if email and "email" not in found:
+            try:
+                EMAIL(email)
+            except DjangoValidationError:
+                found["email"] = ["Enter a valid email address."]
+        external_id = self._string(member, "external_id", found, max_length=120) or ""
+        if not found and not email and not external_id:
+            found["non_field_errors"] = ["Give the member's email or external_id."]
+        if found:
+            errors["member"] = found
+            return "", ""
+        return email.lower(), external_id
+
+    def _amount(self, data: dict, errors: dict) -> Decimal | None:
+        if "amount" not in data:
+            return None
+        raw = data["amount"]
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            errors["amount"] = ["A valid number is required."]
+            return None
+        try:
+            amount = Decimal(str(raw).strip())
+        except InvalidOperation:
+            errors["amount"] = ["A valid number is required."]
+            return None
+        if not amount.is_finite():
+            errors["amount"] = ["A valid number is required."]
+            return None
+        _, digits, exponent = amount.as_tuple()
+        decimals = max(0, -exponent)
+        whole = max(0, len(digits) + exponent)
+        if decimals > 2:
+            errors["amount"] = ["Ensure that there are no more than 2 decimal places."]
+        elif whole > 12:
+            errors["amount"] = ["Ensure that there are no more than 12 digits before the decimal point."]
+        elif amount < Decimal("0.01"):
+            errors["amount"] = ["Ensure this value is greater than or equal to 0.01."]
+        else:
+            return amount.quantize(CENT)
+        return None
+
+    def _occurred_at(self, data: dict, errors: dict) -> dt.datetime | None:
+        if "occurred_at" not in data:
+            return None
+        raw = data["occurred_at"]
+        try:
+            value = dt.datetime.fromisoformat(raw) if isinstance(raw, str) else None
+        except ValueError:
+            value = None
+        if value is None:
+            errors["occurred_at"] = ["Datetime has wrong format. Use ISO 8601, e.g. 2026-11-22T09:30:00+00:00."]
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        if value > self.latest:
+            errors["occurred_at"] = ["Must not be in the future."]
+        elif value < self.earliest:
+            errors["occurred_at"] = [f"Must be within the last {settings.EVENT_MAX_AGE_DAYS} days."]
+        else:
+            return value
+        return None
+
+    def _metadata(self, data: dict, errors: dict) -> dict | None:
+        if "metadata" not in data:
+            return None
+        value = data["metadata"]
+        if not isinstance(value, dict):
+            errors["metadata"] = ["Must be a JSON object."]
+            return None
+        encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        problem = self._text_problem(encoded)
+        if problem is None and "\\u0000" in encoded:  # an escaped NUL: jsonb cannot store it either
+            problem = "Null characters are not allowed."
+        if problem:
+            errors["metadata"] = [problem]
+        elif len(encoded.encode()) > METADATA_MAX_BYTES:
+            errors["metadata"] = [f"Must be at most {METADATA_MAX_BYTES // 1024} KB of JSON."]
+        else:
+            return value
+        return None
+
+
+def request_hash(body: object) -> str:
+    """SHA-256 of a request body in canonical JSON (sorted keys): the same request always hashes alike."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class AdjustmentInputSerializer(serializers.Serializer):
@@ -129,18 +331,20 @@ def member_out(membership: Membership) -> dict:
 
 
 def event_out(event: Event) -> dict:
-    membership = event.membership
+    """An event as the API shows it. A pending event's member is as it was sent (its id comes with
+    processing, which resolves or creates the member); `tier` is the member's tier now."""
+    membership = event.membership if event.membership_id is not None else None
+    if membership is None:
+        member = {"id": None, "email": event.member_email or None, "external_id": event.member_external_id or None}
+    else:
+        member = {"id": membership.pk, "email": membership.member.email, "external_id": membership.external_id}
     body = {
         "id": event.pk,
         "type": event.type,
         "status": event.status,
         "points": event.points,
         "reason": event.reason or None,
-        "member": {
-            "id": membership.pk,
-            "email": membership.member.email,
-            "external_id": membership.external_id,
-        },
+        "member": member,
         "order_id": event.order_id or None,
         "amount": str(event.amount) if event.amount is not None else None,
         "currency": event.currency or None,
@@ -148,7 +352,7 @@ def event_out(event: Event) -> dict:
         "created_at": event.created_at.isoformat(),
         "processed_at": event.processed_at.isoformat() if event.processed_at else None,
         "balance": event.balance_after,
-        "tier": tier_out(membership.tier) if event.status != Event.Status.PENDING else None,
+        "tier": tier_out(membership.tier) if membership is not None and event.status != Event.Status.PENDING else None,
     }
     if event.type == Event.REFUND:
         body["unrecovered_points"] = event.unrecovered_points

@@ -1,7 +1,8 @@
-"""Loyalty's signals, and its receivers of the ledger's posted signal.
+"""Loyalty's signals, and its receiver of the ledger's posted signal.
 
-`event_processed` fires after the commit of an event's processing (awarded, rejected or refunded),
-for the analytics and webhooks that come later. Arguments: sender=Event, event=the Event.
+`events_processed` is sent after the commit of a batch of processed events (awarded, rejected or
+refunds applied), for the analytics and webhooks that come later. Arguments: sender=Event,
+events=list of the processed Event rows (as the processor wrote them).
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db.models import F
+from django.db import connection
 from django.dispatch import Signal, receiver
 
-from ledger.models import Account, Entry, Transaction
-from ledger.signals import transaction_posted
+from ledger.models import Account, Transaction
+from ledger.services import PostResult
+from ledger.signals import transactions_posted
 
-event_processed = Signal()
+events_processed = Signal()
 
 # Which lifetime rollup of a membership a wallet entry moves, by the kind of transaction, and in which
 # direction: earned counts credits, redeemed and expired count debits. A reversal moves the rollup of
@@ -26,21 +28,37 @@ LIFETIME_FIELDS = {
     "redeem": ("lifetime_redeemed", -1),
     "expiry": ("lifetime_expired", -1),
 }
+_FIELDS = ("lifetime_earned", "lifetime_redeemed", "lifetime_expired")
 
 
-@receiver(transaction_posted, dispatch_uid="loyalty.membership_lifetime_roll_up")
-def membership_lifetime_roll_up(
-    sender: type[Transaction], *, transaction: Transaction, entries: Sequence[Entry], **kwargs: Any
-) -> None:
-    """Keep Membership.lifetime_* in step with the wallet, inside the posting's database transaction."""
-    kind = transaction.kind
-    if transaction.reverses_id is not None:
-        kind = Transaction.objects.values_list("kind", flat=True).get(pk=transaction.reverses_id)
-    if kind not in LIFETIME_FIELDS:
+@receiver(transactions_posted, dispatch_uid="loyalty.membership_lifetime_roll_up")
+def membership_lifetime_roll_up(sender: type[Transaction], *, posted: Sequence[PostResult], **kwargs: Any) -> None:
+    """Keep Membership.lifetime_* in step with the wallets, inside the posting's database transaction:
+    one UPDATE for every membership the call touched."""
+    deltas: dict[int, list[int]] = {}
+    for result in posted:
+        txn = result.transaction
+        kind = txn.reverses.kind if txn.reverses_id is not None else txn.kind
+        if kind not in LIFETIME_FIELDS:
+            continue
+        field, sign = LIFETIME_FIELDS[kind]
+        slot = _FIELDS.index(field)
+        for entry in result.entries:
+            if entry.account.kind == Account.Kind.WALLET:
+                deltas.setdefault(entry.account_id, [0, 0, 0])[slot] += sign * entry.amount
+    if not deltas:
         return
-    field, sign = LIFETIME_FIELDS[kind]
     from loyalty.models import Membership
 
-    for entry in entries:
-        if entry.account.kind == Account.Kind.WALLET:
-            Membership.objects.filter(wallet_id=entry.account_id).update(**{field: F(field) + sign * entry.amount})
+    wallets = sorted(deltas)
+    columns = [wallets] + [[deltas[wallet][slot] for wallet in wallets] for slot in range(3)]
+    sql = f"""
+        UPDATE {Membership._meta.db_table} AS m
+           SET lifetime_earned = m.lifetime_earned + v.earned,
+               lifetime_redeemed = m.lifetime_redeemed + v.redeemed,
+               lifetime_expired = m.lifetime_expired + v.expired
+          FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) AS v(wallet_id, earned, redeemed, expired)
+         WHERE m.wallet_id = v.wallet_id
+    """  # noqa: S608 - only the table name is formatted in
+    with connection.cursor() as cursor:
+        cursor.execute(sql, columns)

@@ -6,17 +6,25 @@ from celery import shared_task
 from django.db import OperationalError
 
 from loyalty.locks import LockUnavailableError
+from loyalty.services.members import MembershipRaceError
 
-# Retried with backoff; an event still pending after that is sent again by events_pending_requeue_task.
-TRANSIENT = (LockUnavailableError, OperationalError)
+# Retried with backoff; events still pending after that are found again by events_pending_sweep_task.
+TRANSIENT = (LockUnavailableError, OperationalError, MembershipRaceError)
 
 
-@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, max_retries=8)
-def event_process_task(event_id: int) -> str:
-    from loyalty.services.earning import event_process
+@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=8)
+def events_process_task(brand_id: int) -> int:
+    """Process the brand's pending events in batches (loyalty.services.processing)."""
+    from loyalty.services.processing import brand_events_drain
 
-    event = event_process(event_id=event_id)
-    return event.status if event else "missing"
+    return brand_events_drain(brand_id=brand_id)
+
+
+@shared_task
+def events_pending_sweep_task() -> list[int]:
+    from loyalty.services.processing import events_pending_sweep
+
+    return events_pending_sweep()
 
 
 @shared_task
@@ -24,10 +32,3 @@ def idempotency_purge_task() -> int:
     from loyalty.services.idempotency import idempotency_records_purge
 
     return idempotency_records_purge()
-
-
-@shared_task
-def events_pending_requeue_task() -> int:
-    from loyalty.services.earning import events_pending_requeue
-
-    return events_pending_requeue()

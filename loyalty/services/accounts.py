@@ -33,12 +33,16 @@ def brand_account(*, brand: Brand, kind: str) -> Account:
     )
 
 
+def wallet_code(brand_id: int, membership_id: int) -> str:
+    return f"brand:{brand_id}:wallet:{membership_id}"
+
+
 def membership_wallet(*, membership: Membership) -> Account:
     """The membership's wallet, created (and linked) on first use; safe under concurrent first uses."""
     if membership.wallet_id is not None:
         return membership.wallet
     wallet = account_get_or_create(
-        code=f"brand:{membership.brand_id}:wallet:{membership.pk}",
+        code=wallet_code(membership.brand_id, membership.pk),
         kind=Account.Kind.WALLET,
         unit=brand_unit(membership.brand),
         allow_negative=False,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from collections.abc import Sequence
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
 
 from config.errors import ApplicationError
 from loyalty.models import Brand, BrandApiKey, BrandStaff, Member, Membership, User
@@ -76,3 +80,175 @@ def brand_staff_add(*, user: User, brand: Brand, role: str = BrandStaff.Role.STA
 def api_key_create(*, brand: Brand, name: str) -> tuple[BrandApiKey, str]:
     """Create an API key for a brand. Returns the row and the key, which is never shown again."""
     return BrandApiKey.objects.create_key(brand=brand, name=name)
+
+
+# --- many at once: what the event processor resolves for a batch ----------------------------------
+
+
+MEMBER_MISMATCH = "member_mismatch"
+
+
+def memberships_resolve(*, brand: Brand, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int | str]:
+    """The brand's membership id for each (email, external id) as a till sends them, creating the member
+    and the membership on first sight; or MEMBER_MISMATCH when the email already belongs to a member
+    of the brand with another external id.
+
+    The same rules as for one ref, applied in order (a ref sees what the ones before it created):
+    an external id the brand knows wins; otherwise the member with the email (created if new, or an
+    anonymous one for an external id alone) joins the brand, and an external id is recorded on a
+    membership that had none. A handful of set-based statements whatever the number of refs.
+    """
+    refs = list(dict.fromkeys(refs))
+    external_ids = [external_id for _, external_id in refs if external_id]
+    emails = [email for email, _ in refs if email]
+    by_external = dict(
+        Membership.objects.filter(brand=brand, external_id__in=external_ids).values_list("external_id", "pk")
+    )
+    members = dict(
+        Member.objects.annotate(email_lower=Lower("email"))
+        .filter(email_lower__in=emails)
+        .values_list("email_lower", "pk")
+    )
+    memberships = {
+        member_id: (membership_id, external_id)
+        for member_id, membership_id, external_id in Membership.objects.filter(
+            brand=brand, member_id__in=members.values()
+        ).values_list("member_id", "pk", "external_id")
+    }
+
+    # Decide in memory, in order; new rows get placeholders (("email", e) or ("anonymous", n)) until created.
+    plan: dict[tuple[str, str], object] = {}
+    new_memberships: dict[object, str | None] = {}  # member (id or placeholder) -> external id
+    new_external_ids: dict[int, str] = {}  # existing membership id -> external id to record
+    anonymous = 0
+    for email, external_id in refs:
+        if external_id and external_id in by_external:
+            plan[(email, external_id)] = by_external[external_id]
+            continue
+        if email:
+            member = members.setdefault(email, ("email", email))
+        else:
+            anonymous += 1
+            member = ("anonymous", anonymous)
+        existing = memberships.get(member)
+        if existing is None:
+            new_memberships[member] = external_id or None
+            membership: object = ("membership", member)
+            memberships[member] = (membership, external_id or None)
+        else:
+            membership, known_external_id = existing
+            if external_id and known_external_id is None:
+                if isinstance(membership, int):
+                    new_external_ids[membership] = external_id
+                else:
+                    new_memberships[member] = external_id
+                memberships[member] = (membership, external_id)
+            elif external_id and known_external_id != external_id:
+                plan[(email, external_id)] = MEMBER_MISMATCH
+                continue
+        if external_id:
+            by_external[external_id] = membership
+        plan[(email, external_id)] = membership
+
+    created_members = _members_create(
+        emails=[member[1] for member in new_memberships if isinstance(member, tuple) and member[0] == "email"],
+        anonymous=sum(1 for member in new_memberships if isinstance(member, tuple) and member[0] == "anonymous"),
+    )
+    member_ids = {
+        placeholder: created_members[placeholder] if isinstance(placeholder, tuple) else placeholder
+        for placeholder in new_memberships
+    }
+    created_memberships = _memberships_create(
+        brand=brand, rows=[(member_ids[member], external_id) for member, external_id in new_memberships.items()]
+    )
+    if new_external_ids:
+        _external_ids_record(brand=brand, external_ids=new_external_ids)
+
+    resolved: dict[tuple[str, str], int | str] = {}
+    for ref, membership in plan.items():
+        if isinstance(membership, tuple):  # ("membership", member placeholder or id)
+            membership = created_memberships.get(member_ids[membership[1]])
+            if membership is None:  # lost a race to a concurrent writer: the next batch resolves it
+                raise MembershipRaceError(f"could not create the membership for {ref}")
+        resolved[ref] = membership
+    return resolved
+
+
+class MembershipRaceError(Exception):
+    """A concurrent writer created a conflicting member or membership: retry the batch."""
+
+
+def _members_create(*, emails: list[str], anonymous: int) -> dict[tuple[str, object], int]:
+    """Create members for new emails (or find them, if created meanwhile) and `anonymous` members without
+    one. Returns ("email", e) / ("anonymous", n) -> member id."""
+    created: dict[tuple[str, object], int] = {}
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        if emails:
+            cursor.execute(
+                f"""
+                INSERT INTO {Member._meta.db_table} (email, name, created_at)
+                SELECT e, '', %s FROM unnest(%s::text[]) AS e ORDER BY e
+                ON CONFLICT DO NOTHING
+                """,  # noqa: S608 - only the table name is formatted in
+                [now, emails],
+            )
+            cursor.execute(
+                f"SELECT lower(email), id FROM {Member._meta.db_table} WHERE lower(email) = ANY(%s)",  # noqa: S608
+                [emails],
+            )
+            created.update({("email", email): member_id for email, member_id in cursor.fetchall()})
+        if anonymous:
+            cursor.execute(
+                f"""
+                INSERT INTO {Member._meta.db_table} (email, name, created_at)
+                SELECT NULL, '', %s FROM generate_series(1, %s) RETURNING id
+                """,  # noqa: S608 - only the table name is formatted in
+                [now, anonymous],
+            )
+            for number, (member_id,) in enumerate(cursor.fetchall(), start=1):
+                created[("anonymous", number)] = member_id
+    return created
+
+
+def _memberships_create(*, brand: Brand, rows: list[tuple[int, str | None]]) -> dict[int, int]:
+    """Memberships of the brand for these (member id, external id) rows, created unless they exist.
+    Returns member id -> membership id."""
+    if not rows:
+        return {}
+    member_ids = [member_id for member_id, _ in rows]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {Membership._meta.db_table}
+                   (member_id, brand_id, external_id, status, joined_at,
+                    lifetime_earned, lifetime_redeemed, lifetime_expired)
+            SELECT v.member_id, %s, v.external_id, %s, %s, 0, 0, 0
+              FROM unnest(%s::bigint[], %s::text[]) AS v(member_id, external_id)
+             ORDER BY v.member_id
+            ON CONFLICT DO NOTHING
+            """,  # noqa: S608 - only the table name is formatted in
+            [brand.pk, Membership.Status.ACTIVE, timezone.now(), member_ids, [external_id for _, external_id in rows]],
+        )
+    wanted = dict(rows)
+    found = {}
+    for member_id, membership_id, external_id in Membership.objects.filter(
+        brand=brand, member_id__in=member_ids
+    ).values_list("member_id", "pk", "external_id"):
+        # A membership created meanwhile with another external id is not the one we meant.
+        if wanted[member_id] is None or external_id == wanted[member_id]:
+            found[member_id] = membership_id
+    return found
+
+
+def _external_ids_record(*, brand: Brand, external_ids: dict[int, str]) -> None:
+    """Record external ids on memberships that had none (never overwriting one set meanwhile)."""
+    ids = sorted(external_ids)
+    try:
+        with transaction.atomic():
+            Membership.objects.bulk_update(
+                [Membership(pk=membership_id, external_id=external_ids[membership_id]) for membership_id in ids],
+                ["external_id"],
+            )
+    except IntegrityError as error:  # another membership of the brand took one of these ids meanwhile
+        raise MembershipRaceError(str(error)) from error

@@ -6,9 +6,10 @@ from django.db import IntegrityError, connection, transaction
 from ledger.errors import AccountConflictError, InsufficientBalanceError, InvalidPostingError
 from ledger.hashing import GENESIS_HASH, entry_hash
 from ledger.models import Account, Balance, Entry, Transaction
+from ledger.rollups import balances_roll_up
 from ledger.selectors import account_balance_get
 from ledger.services import Leg, account_get_or_create, transaction_post
-from ledger.signals import balances_roll_up, transaction_posted
+from ledger.signals import transactions_posted
 from tests.ledger.factories import UNIT, WalletFactory, earn, next_key, spend
 from tests.ledger.helpers import ledger_problems
 
@@ -154,25 +155,26 @@ def test_an_account_below_zero_cannot_be_made_non_negative(issuance, wallet):
     assert Balance.objects.get(pk=issuance.pk).allow_negative is True
 
 
-def test_transaction_posted_is_sent_inside_the_atomic_block_with_transaction_and_entries(issuance, wallet):
+def test_transactions_posted_is_sent_inside_the_atomic_block_with_transaction_and_entries(issuance, wallet):
     seen = []
 
-    def receiver(sender, *, transaction, entries, **kwargs):
-        seen.append((sender, transaction, entries, connection.in_atomic_block))
-        # The ledger's own rollup has already run when a later receiver looks.
+    def receiver(sender, *, posted, **kwargs):
+        seen.append((sender, posted, connection.in_atomic_block))
+        # The ledger's own rollup has already run when a receiver looks.
         seen.append(account_balance_get(wallet).balance)
 
-    transaction_posted.connect(receiver, dispatch_uid="test-receiver")
+    transactions_posted.connect(receiver, dispatch_uid="test-receiver")
     try:
         posted = earn(issuance=issuance, wallet=wallet, amount=8).transaction
         earn(issuance=issuance, wallet=wallet, amount=8, key=posted.idempotency_key)  # a replay sends nothing
     finally:
-        transaction_posted.disconnect(dispatch_uid="test-receiver")
+        transactions_posted.disconnect(dispatch_uid="test-receiver")
 
-    (sender, txn, entries, in_atomic), balance = seen
+    (sender, results, in_atomic), balance = seen
     assert sender is Transaction
-    assert txn.pk == posted.pk
-    assert [(entry.account.code, entry.amount, entry.pk is not None) for entry in entries] == [
+    [result] = results
+    assert result.transaction.pk == posted.pk
+    assert [(entry.account.code, entry.amount, entry.pk is not None) for entry in result.entries] == [
         (issuance.code, -8, True),
         (wallet.code, 8, True),
     ]
@@ -184,12 +186,12 @@ def test_a_receiver_that_raises_refuses_the_whole_posting(issuance, wallet):
     def receiver(sender, **kwargs):
         raise RuntimeError("higher app says no")
 
-    transaction_posted.connect(receiver, dispatch_uid="test-refuser")
+    transactions_posted.connect(receiver, dispatch_uid="test-refuser")
     try:
         with pytest.raises(RuntimeError, match="higher app says no"):
             earn(issuance=issuance, wallet=wallet, amount=8, key="refused-by-receiver")
     finally:
-        transaction_posted.disconnect(dispatch_uid="test-refuser")
+        transactions_posted.disconnect(dispatch_uid="test-refuser")
 
     assert not Transaction.objects.filter(idempotency_key="refused-by-receiver").exists()
     assert not Entry.objects.exists()
@@ -199,7 +201,6 @@ def test_a_receiver_that_raises_refuses_the_whole_posting(issuance, wallet):
 def test_the_rollup_receiver_itself_refuses_an_overdraft_or_a_chain_that_does_not_start_at_the_head(issuance, wallet):
     # Second line of defence, for a poster that skipped the locks and checks: the conditional UPDATE.
     earn(issuance=issuance, wallet=wallet, amount=10)
-    txn = Transaction.objects.get()
 
     def entries(amount: int, seq: int) -> list[Entry]:
         return [
@@ -208,8 +209,8 @@ def test_the_rollup_receiver_itself_refuses_an_overdraft_or_a_chain_that_does_no
         ]
 
     with pytest.raises(InsufficientBalanceError) as caught, transaction.atomic():
-        balances_roll_up(Transaction, transaction=txn, entries=entries(11, 2))
+        balances_roll_up(entries=entries(11, 2))
     assert caught.value.missing == 1
     with pytest.raises(RuntimeError, match="changed while locked"), transaction.atomic():
-        balances_roll_up(Transaction, transaction=txn, entries=entries(1, 5))
+        balances_roll_up(entries=entries(1, 5))
     assert account_balance_get(wallet).balance == 10

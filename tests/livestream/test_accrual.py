@@ -1,7 +1,9 @@
 """Honest watch minutes, through the real endpoints: only time actually watched, by one screen, counts.
 
 The server clock (livestream.clock.now) is frozen and moved by the test; tasks run in the request
-(`eager_tasks`), so every credited minute is in the database when the heartbeat returns.
+(`eager_tasks`), so every credited minute is in the database when the heartbeat returns: the
+heartbeat records the minute, its commit wakes the event processor, which runs at once. Hence a
+transactional database: a minute is processed after its commit, as in production.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from tests.livestream.conftest import T0, Tab, logged_in
 from tests.livestream.factories import channel_on_air, member_user, watch_rule
 from tests.loyalty.factories import BrandFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def points(membership: Membership) -> int:

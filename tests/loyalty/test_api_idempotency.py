@@ -1,13 +1,18 @@
 """Stripe's idempotency semantics, under real concurrency (threads, each with its own connection)."""
 
+import datetime as dt
+
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from ledger.models import Transaction
 from ledger.selectors import account_balance_get
-from loyalty.models import Event, IdempotencyRecord
+from loyalty.models import Event
+from loyalty.services.idempotency import idempotency_records_purge
 from tests.concurrency import run_concurrently
 from tests.loyalty.conftest import api_client_for, event_processed
+from tests.loyalty.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -76,17 +81,24 @@ def test_keys_are_scoped_to_the_brand(coffee, celery_worker):
     EarnRule.objects.create(brand=other, event_type="purchase", points_per_unit=1, currency="USD")
     assert api_client_for(coffee).post("/api/v1/events", BODY, format="json").status_code == 202
     assert api_client_for(other).post("/api/v1/events", BODY, format="json").status_code == 202
-    assert IdempotencyRecord.objects.count() == 2
+    assert sorted(Event.objects.values_list("brand__slug", "order_id")) == [("coffee", "RUSH-1"), ("other", "RUSH-1")]
 
 
-def test_idempotency_records_are_purged_after_their_ttl(coffee_api, settings):
-    import datetime as dt
+def test_event_keys_outlive_the_replay_ttl_of_other_writes(coffee_api, celery_worker):
+    first = coffee_api.post("/api/v1/events?wait=true", BODY, format="json")
+    Event.objects.update(created_at=timezone.now() - dt.timedelta(days=40))
+    idempotency_records_purge()
 
-    from django.utils import timezone
+    again = coffee_api.post("/api/v1/events?wait=true", BODY, format="json")
 
-    from loyalty.services.idempotency import idempotency_records_purge
+    assert (again.status_code, again.json()["id"]) == (first.status_code, first.json()["id"])
+    assert Transaction.objects.filter(kind="earn").count() == 1
 
-    coffee_api.post("/api/v1/events", BODY, format="json")
+
+def test_idempotency_records_of_other_writes_are_purged_after_their_ttl(coffee_api, settings):
+    MembershipFactory(brand=coffee_api.api_key.brand, member__email="rush@example.com")
+    adjustment = {"member": {"email": "rush@example.com"}, "points": 5, "reason": "welcome"}
+    coffee_api.post("/api/v1/adjustments", adjustment, format="json", HTTP_IDEMPOTENCY_KEY="welcome-1")
     settings.IDEMPOTENCY_KEY_TTL_HOURS = 24
     assert idempotency_records_purge(now=timezone.now() + dt.timedelta(hours=23)) == 0
     assert idempotency_records_purge(now=timezone.now() + dt.timedelta(hours=25)) == 1

@@ -8,7 +8,7 @@ from django.utils import timezone
 from django_redis import get_redis_connection
 
 from loyalty.models import Event, Membership
-from loyalty.services.earning import events_pending_requeue
+from loyalty.services.processing import events_pending_sweep
 from tests.loyalty.conftest import event_processed
 from tests.loyalty.factories import AdjustmentFactory, BrandStaffFactory, MembershipFactory, TierFactory
 
@@ -31,12 +31,13 @@ def test_a_busy_member_answer_is_not_stored_under_the_idempotency_key(coffee_api
 
 
 @pytest.mark.django_db(transaction=True)
-def test_events_left_pending_are_sent_again_and_processed(coffee, celery_worker):
+def test_events_nobody_woke_a_worker_for_are_found_by_the_sweep_and_processed(coffee, celery_worker):
     membership = MembershipFactory(brand=coffee)
+    # As if the accept's wake was lost (Redis or the broker away, the web process killed after its commit).
     stuck = Event.objects.create(brand=coffee, membership=membership, type="check_in", occurred_at=timezone.now())
     Event.objects.filter(pk=stuck.pk).update(created_at=timezone.now() - dt.timedelta(minutes=10))
 
-    assert events_pending_requeue(older_than_seconds=120) == 1
+    assert events_pending_sweep(older_than_seconds=120) == [coffee.pk]
     assert event_processed(stuck.pk).status == Event.Status.AWARDED
 
 

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from livestream.tasks import watch_minute_credit_task
 from loyalty.models import Event, Membership
 from loyalty.selectors import membership_balance
+from loyalty.services.ingest import events_record
 from tests.livestream.conftest import T0, Tab, logged_in
 from tests.livestream.factories import channel_on_air, member_user, watch_rule
 from tests.loyalty.factories import BrandFactory
@@ -26,24 +26,31 @@ def balance(membership: Membership) -> int:
     return membership_balance(Membership.objects.get(pk=membership.pk))
 
 
-def test_the_credit_task_run_twice_for_the_same_minute_credits_once(celery_worker):
+def test_a_minute_recorded_twice_is_credited_once(celery_worker):
     brand = BrandFactory()
     watch_rule(brand, points=2)
-    channel = channel_on_air(brand=brand, started_at=T0)
     _user, membership = member_user(brand)
-    args = (membership.pk, channel.pk, "2026-03-05:1", T0.isoformat())
 
-    watch_minute_credit_task.delay(*args)
-    watch_minute_credit_task.delay(*args)  # a redelivered message, a retried task
-    watch_minute_credit_task.delay(membership.pk, channel.pk, "2026-03-05:2", T0.isoformat())
+    def record(*numbers):
+        return events_record(
+            brand_id=brand.pk,
+            membership_id=membership.pk,
+            type="watch_minute",
+            keys=[f"watch:{membership.pk}:2026-03-05:{n}" for n in numbers],
+            occurred_at=T0,
+        )
+
+    assert record(1) == 1
+    assert record(1) == 0  # a retried heartbeat, a second device
+    assert record(1, 2) == 1
 
     wait_for(lambda: Event.objects.filter(membership=membership, status="awarded").count() == 2)
     time.sleep(0.3)  # give a wrongly duplicated credit the chance to show up
     assert Event.objects.filter(membership=membership, type="watch_minute").count() == 2
     assert balance(membership) == 4
-    assert sorted(Event.objects.values_list("dedupe_key", flat=True)) == [
-        f"watch:{membership.pk}:2026-03-05:1",
-        f"watch:{membership.pk}:2026-03-05:2",
+    assert sorted(Event.objects.values_list("idempotency_key", flat=True)) == [
+        f"tally:watch:{membership.pk}:2026-03-05:1",
+        f"tally:watch:{membership.pk}:2026-03-05:2",
     ]
 
 

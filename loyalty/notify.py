@@ -1,0 +1,117 @@
+"""How the accept path and the event processor find each other, through Redis: the wake flag and waiters.
+
+Nothing here is needed for correctness: an accepted event lives in PostgreSQL, and the sweep
+(`events_pending_sweep_task`, every few seconds) finds any that nobody woke a worker for. Redis only
+makes it fast, so every call here survives Redis being away (it logs and carries on).
+
+The wake flag, one per brand (`tally:ingest:wake:<brand>`):
+- the accept path, after its INSERT committed, sets it with SET NX; only the request that set it sends
+  a task, so a burst of 2,000 accepts sends one task, not 2,000;
+- the processor deletes it right before it claims a batch, and after each batch it looks again: set
+  means events came in meanwhile, so it goes on. An accept that saw the flag set therefore knows a
+  worker will claim (again) after its commit.
+
+Waiters (`?wait=true`): the request marks the event as waited for (`tally:ingest:waiting:<id>`), then
+blocks on its list (`tally:ingest:done:<id>`); the processor, after its commit, pushes to the lists of
+the waited-for events of its batch. The request re-reads the event from the database either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+WAKE_KEY = "tally:ingest:wake:{brand_id}"
+# Longer than any batch takes: a flag left behind by a crash expires, and the sweep covers the gap.
+WAKE_TTL_SECONDS = 60
+WAITING_KEY = "tally:ingest:waiting:{event_id}"
+DONE_KEY = "tally:ingest:done:{event_id}"
+WAIT_TTL_SECONDS = 30
+
+
+def _redis():
+    return get_redis_connection("default")
+
+
+def brand_wake(brand_id: int) -> None:
+    """Have a worker process the brand's pending events (call after the events are committed)."""
+    from loyalty.tasks import events_process_task
+
+    key = WAKE_KEY.format(brand_id=brand_id)
+    try:
+        client = _redis()
+        if not client.set(key, 1, nx=True, ex=WAKE_TTL_SECONDS):
+            return  # a worker is already due to claim after our commit
+    except RedisError:
+        logger.warning("Redis is away: the sweep will process brand %s's events", brand_id)
+        return
+    try:
+        events_process_task.delay(brand_id)
+    except Exception:  # the broker is away: drop the flag, or later accepts would count on a task never sent
+        logger.warning("could not send the processing task of brand %s; the sweep will", brand_id, exc_info=True)
+        with contextlib.suppress(RedisError):
+            client.delete(key)
+
+
+def wake_flag_take(brand_id: int) -> bool:
+    """Clear the brand's wake flag (the processor is about to claim); True if it was set."""
+    try:
+        return bool(_redis().delete(WAKE_KEY.format(brand_id=brand_id)))
+    except RedisError:
+        logger.warning("Redis is away: processing brand %s without the wake flag", brand_id)
+        return False
+
+
+def wake_flag_set(brand_id: int) -> bool:
+    try:
+        return bool(_redis().exists(WAKE_KEY.format(brand_id=brand_id)))
+    except RedisError:
+        return False
+
+
+def event_wait(event_id: int, *, seconds: float, is_done) -> None:
+    """Block until the processor says `event_id` is done or `seconds` pass. `is_done()` re-reads the event
+    after registering as a waiter, so an event processed in between is not waited for."""
+    deadline = time.monotonic() + seconds
+    try:
+        client = _redis()
+        client.set(WAITING_KEY.format(event_id=event_id), 1, ex=WAIT_TTL_SECONDS)
+        if is_done():
+            return
+        left = deadline - time.monotonic()
+        if left > 0:
+            # BLPOP's timeout is in seconds, with sub-second precision since Redis 6.
+            client.blpop([DONE_KEY.format(event_id=event_id)], timeout=max(0.01, left))
+        return
+    except RedisError:
+        logger.warning("Redis is away: waiting for event %s by polling", event_id)
+    while time.monotonic() < deadline and not is_done():
+        time.sleep(0.05)
+
+
+def events_done(event_ids: Iterable[int]) -> None:
+    """Tell the waiters of these events (if any) that they are processed. Call after the commit."""
+    ids = list(event_ids)
+    if not ids:
+        return
+    try:
+        client = _redis()
+        waiting = client.mget([WAITING_KEY.format(event_id=event_id) for event_id in ids])
+        waited = [event_id for event_id, flag in zip(ids, waiting, strict=True) if flag is not None]
+        if not waited:
+            return
+        pipe = client.pipeline(transaction=False)
+        for event_id in waited:
+            key = DONE_KEY.format(event_id=event_id)
+            pipe.rpush(key, 1)
+            pipe.expire(key, WAIT_TTL_SECONDS)
+        pipe.execute()
+    except RedisError:
+        logger.warning("Redis is away: waiters of %d events fall back to polling", len(ids))

@@ -1,0 +1,363 @@
+"""Accepting events: claim each one's idempotency key and store it pending, one INSERT for all of them.
+
+Accepting is cheap on purpose (DESIGN: the ingest pipeline, step 1): no member lookup, no rules, no
+ledger. Validation happened in loyalty.serializers.EventInput; what is left here is what needs the
+database:
+
+- the idempotency claim. The event row is its own idempotency record: the INSERT ... ON CONFLICT DO
+  NOTHING claims `(brand, idempotency_key)` and, for a purchase, `(brand, order_id)`, in the same
+  statement that stores the event. A conflicting item is looked up: the same request (`request_hash`)
+  replays the event as it is now, another request under the same key is a 409 idempotency_conflict,
+  and a purchase whose order id came with another key is a 409 duplicate_order. The key lasts as long
+  as the event: a retry a month later still replays;
+- a refund is checked against its purchase (unknown order, more than is left, another currency): a 422
+  the till hears at once. The processor checks again, under its locks.
+
+Committed on return (the statement runs in autocommit, or in the caller's transaction), so an
+accepted event survives Redis and every worker dying right after. Then a worker is woken
+(loyalty.notify.brand_wake), after the commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from config.errors import ApplicationError, error_body
+from loyalty import notify
+from loyalty.models import Brand, EarnRule, Event
+from loyalty.serializers import CleanEvent, event_out
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What the API answers for one event: its HTTP status and the body of the single endpoint."""
+
+    http_status: int
+    body: dict
+    event_id: int | None = None
+    replayed: bool = False
+
+    @property
+    def pending(self) -> bool:
+        return self.event_id is not None and self.body.get("status") == Event.Status.PENDING
+
+
+def _refusal(error: ApplicationError) -> Accepted:
+    return Accepted(error.status_code, error_body(error.code, error.message, error.fields, **error.extra))
+
+
+_INSERT_SQL = f"""
+    INSERT INTO {Event._meta.db_table}
+           (id, brand_id, membership_id, member_email, member_external_id, type, order_id, amount, currency,
+            occurred_at, location_id, metadata, idempotency_key, request_hash, refund_of_id, created_at)
+    SELECT COALESCE(v.id, nextval(pg_get_serial_sequence('{Event._meta.db_table}', 'id'))), %s, v.membership_id,
+           v.email, v.external_id, v.type, v.order_id, v.amount, v.currency, v.occurred_at, v.location_id,
+           v.metadata::jsonb, v.key, v.hash, v.refund_of_id, %s
+      FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::numeric[],
+                  %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[])
+           AS v(id, membership_id, email, external_id, type, order_id, amount, currency, occurred_at, location_id,
+                metadata, key, hash, refund_of_id)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+"""  # noqa: S608 - only the table name is formatted in
+
+
+def _ids_allocate(count: int) -> list[int]:
+    """Event ids for `count` rows, taken before the INSERT: they say which item became which row (and let
+    a refund name a purchase sent earlier in the same batch)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT nextval(pg_get_serial_sequence('{Event._meta.db_table}', 'id')) FROM generate_series(1, %s)",  # noqa: S608
+            [count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+@dataclass
+class _Row:
+    """One event to insert, as columns."""
+
+    id: int | None
+    membership_id: int | None
+    email: str
+    external_id: str
+    type: str
+    order_id: str
+    amount: Decimal | None
+    currency: str
+    occurred_at: dt.datetime
+    location_id: str
+    metadata: dict
+    key: str | None
+    hash: str
+    refund_of_id: int | None = None
+
+
+def _insert(brand_id: int, rows: list[_Row], created_at: dt.datetime) -> set[int] | None:
+    """Insert the rows, skipping those whose keys are taken. Returns the inserted ids (None: the one row
+    had no pre-allocated id and went in; the caller reads its id from `rows[0].id`, set here)."""
+    columns = [
+        [row.id for row in rows],
+        [row.membership_id for row in rows],
+        [row.email for row in rows],
+        [row.external_id for row in rows],
+        [row.type for row in rows],
+        [row.order_id for row in rows],
+        [row.amount for row in rows],
+        [row.currency for row in rows],
+        [row.occurred_at for row in rows],
+        [row.location_id for row in rows],
+        [json.dumps(row.metadata, cls=DjangoJSONEncoder) for row in rows],
+        [row.key for row in rows],
+        [row.hash for row in rows],
+        [row.refund_of_id for row in rows],
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_SQL, [brand_id, created_at, *columns])
+        inserted = {row[0] for row in cursor.fetchall()}
+    if len(rows) == 1 and rows[0].id is None and inserted:
+        rows[0].id = next(iter(inserted))
+    return inserted
+
+
+def _existing(brand_id: int, rows: list[_Row]) -> tuple[dict[str, Event], dict[str, Event]]:
+    """The stored events that the skipped rows collided with: by idempotency key, and purchases by order id."""
+    keys = [row.key for row in rows if row.key]
+    orders = [row.order_id for row in rows if row.type == EarnRule.PURCHASE]
+    found = Event.objects.filter(brand_id=brand_id).select_related("membership__member", "membership__tier")
+    by_key: dict[str, Event] = {}
+    by_order: dict[str, Event] = {}
+    for event in found.filter(Q(idempotency_key__in=keys) | Q(type=EarnRule.PURCHASE, order_id__in=orders)):
+        if event.idempotency_key:
+            by_key[event.idempotency_key] = event
+        if event.type == EarnRule.PURCHASE:
+            by_order[event.order_id] = event
+    return by_key, by_order
+
+
+def _collision(row: _Row, by_key: dict[str, Event], by_order: dict[str, Event]) -> Accepted:
+    """The answer to a row that was not inserted because its key (or order id) is taken."""
+    event = by_key.get(row.key) if row.key else None
+    if event is None and row.type == EarnRule.PURCHASE:
+        event = by_order.get(row.order_id)
+        if event is not None and event.idempotency_key != row.key:
+            return Accepted(
+                409,
+                error_body(
+                    "duplicate_order",
+                    f"A purchase with order id {row.order_id!r} was already received (under another idempotency key).",
+                ),
+            )
+    if event is None:  # taken by a request that rolled back in between: rare enough to ask for a retry
+        return Accepted(409, error_body("in_progress", "A request with this key is being processed; retry."))
+    if event.request_hash != row.hash:
+        return Accepted(
+            409,
+            error_body(
+                "idempotency_conflict",
+                "This idempotency key was already used with a different request.",
+                idempotency_key=row.key or row.order_id,
+            ),
+        )
+    return Accepted(_status_of(event), event_out(event), event.pk, replayed=True)
+
+
+def _status_of(event: Event) -> int:
+    return 202 if event.status == Event.Status.PENDING else 201
+
+
+def _refund_checks(brand: Brand, items: Sequence[CleanEvent], ids: list[int | None]) -> dict[int, object]:
+    """For each refund item (by position): the purchase it refunds (its id), or the refusal (Accepted).
+
+    A purchase sent earlier in the same batch counts, and so do the refunds before it in the batch.
+    """
+    positions = [index for index, item in enumerate(items) if item.type == Event.REFUND]
+    if not positions:
+        return {}
+    orders = {items[index].order_id for index in positions}
+    stored = {
+        event.order_id: event
+        for event in Event.objects.filter(brand=brand, type=EarnRule.PURCHASE, order_id__in=orders).select_related(
+            "membership__member"
+        )
+    }
+    earlier: dict[str, tuple[int, CleanEvent]] = {}
+    refunded: dict[str, Decimal] = {}
+    outcome: dict[int, object] = {}
+    for index, item in enumerate(items):
+        if item.type == EarnRule.PURCHASE and item.order_id not in earlier and ids[index] is not None:
+            earlier[item.order_id] = (ids[index], item)
+        if item.type != Event.REFUND:
+            continue
+        purchase = stored.get(item.order_id)
+        if purchase is not None:
+            target_id, amount, spent, currency = (
+                purchase.pk,
+                purchase.amount,
+                purchase.refunded_amount,
+                purchase.currency,
+            )
+            if purchase.membership_id is not None:
+                known = (purchase.membership.member.email or "", purchase.membership.external_id or "")
+            else:
+                known = (purchase.member_email, purchase.member_external_id)
+        elif item.order_id in earlier:
+            target_id, sent = earlier[item.order_id]
+            amount, spent, currency, known = sent.amount, Decimal(0), sent.currency, (sent.email, sent.external_id)
+        else:
+            outcome[index] = _unknown_order(item)
+            continue
+        if not _same_member((item.email, item.external_id), known):
+            outcome[index] = _unknown_order(item)
+            continue
+        left = amount - spent - refunded.get(item.order_id, Decimal(0))
+        if item.currency and item.currency != currency:
+            outcome[index] = _refusal(
+                ApplicationError(
+                    "currency_mismatch",
+                    f"The order was paid in {currency}.",
+                    fields={"currency": [f"Must be {currency}, the order's currency."]},
+                )
+            )
+        elif item.amount > left:
+            outcome[index] = _refusal(
+                ApplicationError(
+                    "refund_exceeds_purchase",
+                    f"Only {left} {currency} of this order is left to refund.",
+                    extra={"refundable": str(left)},
+                )
+            )
+        else:
+            refunded[item.order_id] = refunded.get(item.order_id, Decimal(0)) + item.amount
+            outcome[index] = (target_id, currency)
+    return outcome
+
+
+def _same_member(sent: tuple[str, str], known: tuple[str, str]) -> bool:
+    """Whether a refund's member (email, external id) can be the purchase's: some identifier that both
+    give agrees, or none is given by both (the processor decides, once it has resolved both)."""
+    comparable = [(mine, theirs) for mine, theirs in zip(sent, known, strict=True) if mine and theirs]
+    return not comparable or any(mine.lower() == theirs.lower() for mine, theirs in comparable)
+
+
+def _unknown_order(item: CleanEvent) -> Accepted:
+    return _refusal(ApplicationError("unknown_order", f"No purchase with order id {item.order_id!r} for this member."))
+
+
+def events_accept(*, brand: Brand, items: Sequence[CleanEvent]) -> list[Accepted]:
+    """Store valid events as pending, each exactly once per idempotency key; one answer per item, in order.
+
+    Statements: one INSERT for all items (plus one to take ids when there are several, one to look up
+    the items whose keys were taken, and one for the purchases of any refunds). Wakes a worker once the
+    new events are committed.
+    """
+    if not items:
+        return []
+    ids: list[int | None] = _ids_allocate(len(items)) if len(items) > 1 else [None]
+    refunds = _refund_checks(brand, items, ids)
+    answers: list[Accepted | None] = [None] * len(items)
+    rows: list[_Row] = []
+    positions: list[int] = []
+    now = timezone.now()
+    for index, item in enumerate(items):
+        check = refunds.get(index)
+        if isinstance(check, Accepted):
+            answers[index] = check
+            continue
+        refund_of_id, currency = check if check is not None else (None, item.currency)
+        rows.append(
+            _Row(
+                id=ids[index],
+                membership_id=None,
+                email=item.email,
+                external_id=item.external_id,
+                type=item.type,
+                order_id=item.order_id,
+                amount=item.amount,
+                currency=currency,
+                occurred_at=item.occurred_at or now,
+                location_id=item.location_id,
+                metadata=item.metadata,
+                key=item.idempotency_key,
+                hash=item.request_hash,
+                refund_of_id=refund_of_id,
+            )
+        )
+        positions.append(index)
+    if rows:
+        inserted = _insert(brand.pk, rows, now)
+        skipped = [row for row in rows if row.id not in inserted]
+        by_key, by_order = _existing(brand.pk, skipped) if skipped else ({}, {})
+        for index, row in zip(positions, rows, strict=True):
+            if row.id in inserted:
+                event = Event(
+                    id=row.id,
+                    brand=brand,
+                    member_email=row.email,
+                    member_external_id=row.external_id,
+                    type=row.type,
+                    order_id=row.order_id,
+                    amount=row.amount,
+                    currency=row.currency,
+                    occurred_at=row.occurred_at,
+                    created_at=now,
+                )
+                answers[index] = Accepted(202, event_out(event), row.id)
+            else:
+                answers[index] = _collision(row, by_key, by_order)
+        if inserted:
+            transaction.on_commit(lambda: notify.brand_wake(brand.pk))
+    return answers  # type: ignore[return-value] - every slot is filled
+
+
+def events_record(
+    *,
+    brand_id: int,
+    membership_id: int,
+    type: str,
+    keys: Sequence[str],
+    occurred_at: dt.datetime,
+    metadata: dict | None = None,
+) -> int:
+    """Record events Tally itself observed (watch minutes) for a known membership, pending, once per key.
+
+    `keys` are the events' own idempotency keys (prefixed with Event.INTERNAL_KEY_PREFIX here): a
+    retried call records nothing twice. Returns how many were new. The processor credits them with
+    everything else, in batches.
+    """
+    if not keys:
+        return 0
+    rows = [
+        _Row(
+            id=None,
+            membership_id=membership_id,
+            email="",
+            external_id="",
+            type=type,
+            order_id="",
+            amount=None,
+            currency="",
+            occurred_at=occurred_at,
+            location_id="",
+            metadata=metadata or {},
+            key=f"{Event.INTERNAL_KEY_PREFIX}{key}",
+            hash="",
+        )
+        for key in keys
+    ]
+    if len(rows) > 1:
+        for row, event_id in zip(rows, _ids_allocate(len(rows)), strict=True):
+            row.id = event_id
+    inserted = _insert(brand_id, rows, timezone.now())
+    if inserted:
+        transaction.on_commit(lambda: notify.brand_wake(brand_id))
+    return len(inserted)

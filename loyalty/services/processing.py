@@ -1,0 +1,439 @@
+"""Processing accepted events in batches (DESIGN: the ingest pipeline, steps 2 to 5).
+
+One brand at a time, oldest event first (loyalty.locks.brand_processing_lock), a batch is:
+  1. claim: the brand's oldest `limit` pending events (the partial index on pending events);
+  2. resolve the members they name, creating members, memberships and wallets in bulk;
+  3. in one database transaction: lock the memberships (id order), the events and the purchases that
+     refunds point at, and the balance rows (account-id order, ledger.locks); load what the rules need
+     (the program, tiers, qualifying buckets, award counters); decide every outcome in memory, in event
+     order (loyalty.engine); write it set-based: all ledger transactions and entries (one statement),
+     each balance row once, the events, purchases, buckets, counters and tiers (a statement each);
+  4. after the commit: wake the requests waiting for these events, send `events_processed`.
+
+Safe to run twice, and to be killed anywhere: an event is only processed while pending, under its row
+lock, and its ledger posting is keyed by the event (`event:<id>`), so a retried or overlapping batch
+never credits twice. The brand lock only keeps event order; the row locks and keys keep correctness.
+A batch never holds a purchase together with a refund of it (it stops before the refund): the refund
+reverses the purchase's ledger transaction, which must exist first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from ledger.models import Account, Transaction
+from ledger.services import AccountSpec, Posting, accounts_get_or_create, transactions_post
+from loyalty import engine, locks, notify
+from loyalty.models import AwardCounter, Brand, EarnRule, Event, Membership, QualifyingBucket, Tier
+from loyalty.services.accounts import brand_account, brand_unit, wallet_code
+from loyalty.services.members import MEMBER_MISMATCH, memberships_resolve
+from loyalty.signals import events_processed
+
+logger = logging.getLogger(__name__)
+
+# A brand's drain hands its worker back after this long, and queues itself to go on: one busy brand
+# never keeps the workers from the others for long.
+DRAIN_BUDGET_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    type: str
+    membership_id: int | None
+    email: str
+    external_id: str
+    refund_of_id: int | None
+
+
+def brand_events_drain(*, brand_id: int, batch_size: int | None = None) -> int:
+    """Process the brand's pending events, batch after batch, until none are left (or the time budget
+    is spent: then it queues itself again). Returns how many events it processed.
+
+    Does nothing when another worker is draining the brand: that one looks at the wake flag after every
+    batch, and once more after it let go of the brand, so an event accepted meanwhile is not left behind.
+    """
+    batch_size = batch_size or settings.INGEST_BATCH_SIZE
+    total = 0
+    started = time.monotonic()
+    while True:
+        with locks.brand_processing_lock(brand_id) as held:
+            if not held:
+                return total
+            while True:
+                notify.wake_flag_take(brand_id)
+                processed = events_process_batch(brand_id=brand_id, limit=batch_size)
+                total += processed
+                if time.monotonic() - started > DRAIN_BUDGET_SECONDS:
+                    from loyalty.tasks import events_process_task
+
+                    events_process_task.delay(brand_id)
+                    return total
+                if processed < batch_size and not notify.wake_flag_set(brand_id):
+                    break
+        # Let go of the brand, then look once more: an accept that came after our last look and found
+        # our lock taken (its task gave up) left the flag for us.
+        if not notify.wake_flag_set(brand_id):
+            return total
+
+
+def _claim(brand_id: int, limit: int) -> list[_Claimed]:
+    rows = (
+        Event.objects.filter(brand_id=brand_id, status=Event.Status.PENDING)
+        .order_by("id")
+        .values_list("id", "type", "membership_id", "member_email", "member_external_id", "refund_of_id")[:limit]
+    )
+    claimed = [_Claimed(*row) for row in rows]
+    # Stop before the first refund of a purchase in the same batch: it reverses the purchase's posting.
+    ids = set()
+    for index, event in enumerate(claimed):
+        if event.refund_of_id in ids:
+            return claimed[:index]
+        ids.add(event.id)
+    return claimed
+
+
+def events_process_batch(*, brand_id: int, limit: int) -> int:
+    """Process up to `limit` of the brand's oldest pending events in one database transaction.
+    Returns how many it processed (0: none were pending)."""
+    claimed = _claim(brand_id, limit)
+    if not claimed:
+        return 0
+    brand = Brand.objects.get(pk=brand_id)
+    refs = [(event.email, event.external_id) for event in claimed if event.membership_id is None]
+    resolved = memberships_resolve(brand=brand, refs=refs) if refs else {}
+    membership_of = {event.id: event.membership_id or resolved[(event.email, event.external_id)] for event in claimed}
+    with transaction.atomic():
+        processed = _process_locked(brand, claimed, membership_of)
+    if processed:
+        notify.events_done([event.pk for event in processed])
+        if events_processed.has_listeners(Event):
+            events_processed.send(sender=Event, events=processed)
+    return len(claimed)
+
+
+def _process_locked(brand: Brand, claimed: list[_Claimed], membership_of: dict[int, int | str]) -> list[Event]:
+    membership_ids = sorted({value for value in membership_of.values() if isinstance(value, int)})
+    memberships = locks.memberships_lock_rows(membership_ids)
+    wallets = _wallets_ensure(brand, memberships)
+
+    purchase_ids = {event.refund_of_id for event in claimed if event.refund_of_id is not None}
+    rows = locks.events_lock_rows([event.id for event in claimed], purchase_ids)
+    events = [rows[event.id] for event in claimed if rows.get(event.id) and rows[event.id].status == "pending"]
+    if not events:
+        return []
+    purchases = {pk: rows[pk] for pk in purchase_ids if pk in rows}
+
+    program = _program(brand)
+    issuance = brand_account(brand=brand, kind=Account.Kind.ISSUANCE)
+    balances = locks.balances_lock([*wallets.values(), issuance.pk])
+    now = timezone.now()
+    members = _members_state(program, memberships, wallets, balances, events, now)
+
+    decision = engine.decide(
+        program=program,
+        events=[
+            engine.EventIn(
+                id=event.pk,
+                type=event.type,
+                membership_id=membership_of[event.pk] if isinstance(membership_of[event.pk], int) else None,
+                occurred_at=event.occurred_at,
+                amount=event.amount,
+                currency=event.currency,
+                refund_of_id=event.refund_of_id,
+                rejection=membership_of[event.pk] if membership_of[event.pk] == MEMBER_MISMATCH else None,
+            )
+            for event in events
+        ],
+        members=members,
+        purchases={pk: _purchase_state(purchase) for pk, purchase in purchases.items()},
+        now=now,
+    )
+    by_id = {event.pk: event for event in events}
+    postings = _postings(decision, by_id, purchases, wallets, balances, issuance)
+    posted = transactions_post(postings=postings) if postings else []
+    transaction_of = {result.transaction.idempotency_key: result.transaction.pk for result in posted}
+
+    for outcome in decision.outcomes:
+        event = by_id[outcome.event_id]
+        event.membership_id = outcome.membership_id
+        event.status = outcome.status
+        event.reason = outcome.reason
+        event.points = outcome.points
+        event.tier_name = outcome.tier_name
+        event.multiplier = outcome.multiplier
+        event.balance_after = outcome.balance_after
+        event.unrecovered_points = outcome.unrecovered
+        event.ledger_transaction_id = transaction_of.get(f"event:{event.pk}")
+        event.processed_at = now
+    _events_write(events)
+    _purchases_write(decision.purchases.values())
+    _buckets_write(decision.buckets)
+    _counters_write(decision.counts)
+    _tiers_write(decision.tiers)
+    return events
+
+
+# --- loading ---------------------------------------------------------------------------------------
+
+
+def _program(brand: Brand) -> engine.Program:
+    rules = {
+        rule.event_type: engine.RuleSpec(
+            event_type=rule.event_type,
+            enabled=rule.enabled,
+            points_per_unit=rule.points_per_unit,
+            currency=rule.currency,
+            minimum_amount=rule.minimum_amount,
+            points=rule.points,
+            cap_per_day=rule.cap_per_day,
+            cap_per_week=rule.cap_per_week,
+            cap_per_month=rule.cap_per_month,
+            active_from=rule.active_from,
+            active_until=rule.active_until,
+        )
+        for rule in EarnRule.objects.filter(brand=brand)
+    }
+    tiers = tuple(
+        engine.TierSpec(tier.pk, tier.name, tier.rank, tier.threshold, tier.multiplier)
+        for tier in Tier.objects.filter(brand=brand).order_by("rank")
+    )
+    return engine.Program(zone=brand.zone, tier_window_months=brand.tier_window_months, rules=rules, tiers=tiers)
+
+
+def _wallets_ensure(brand: Brand, memberships: dict[int, Membership]) -> dict[int, int]:
+    """membership id -> wallet account id, creating the wallets that do not exist yet (in bulk)."""
+    missing = [membership for membership in memberships.values() if membership.wallet_id is None]
+    if missing:
+        codes = accounts_get_or_create(
+            specs=[
+                AccountSpec(code=wallet_code(brand.pk, membership.pk), kind=Account.Kind.WALLET, unit=brand_unit(brand))
+                for membership in missing
+            ]
+        )
+        for membership in missing:
+            membership.wallet_id = codes[wallet_code(brand.pk, membership.pk)]
+        Membership.objects.bulk_update(missing, ["wallet"])
+    return {membership.pk: membership.wallet_id for membership in memberships.values()}
+
+
+def _members_state(program, memberships, wallets, balances, events, now) -> dict[int, engine.MemberState]:
+    members = {
+        membership.pk: engine.MemberState(
+            membership_id=membership.pk,
+            active=membership.status == Membership.Status.ACTIVE,
+            tier_id=membership.tier_id,
+            balance=balances[wallets[membership.pk]].balance,
+        )
+        for membership in memberships.values()
+    }
+    if program.tiers:
+        first = engine.month_floor_back(now, program.zone, program.tier_window_months)
+        for membership_id, month, points in QualifyingBucket.objects.filter(
+            membership_id__in=members, month__gte=first
+        ).values_list("membership_id", "month", "points"):
+            members[membership_id].buckets[month] = points
+    # Award counters, for the capped types only, from the first day any cap of the batch looks at.
+    since: dict[str, dt.date] = {}
+    for event in events:
+        rule = program.rules.get(event.type)
+        if rule is not None and rule.caps and program.counts_awards(event.type):
+            start = engine.cap_window_start(program, event.type, event.occurred_at)
+            since[event.type] = min(since.get(event.type, start), start)
+    if since:
+        rows = AwardCounter.objects.filter(
+            membership_id__in=members, event_type__in=since, day__gte=min(since.values())
+        ).values_list("membership_id", "event_type", "day", "awarded")
+        for membership_id, event_type, day, awarded in rows:
+            members[membership_id].counts[(event_type, day)] = awarded
+    return members
+
+
+def _purchase_state(purchase: Event) -> engine.PurchaseState:
+    return engine.PurchaseState(
+        event_id=purchase.pk,
+        membership_id=purchase.membership_id,
+        status=purchase.status,
+        amount=purchase.amount,
+        currency=purchase.currency,
+        points=purchase.points,
+        refunded_amount=purchase.refunded_amount,
+        refunded_points=purchase.refunded_points,
+        occurred_at=purchase.occurred_at,
+    )
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+
+def _postings(decision, by_id, purchases, wallets, balances, issuance) -> list[Posting]:
+    reversed_ids = {purchases[o.refund_of_id].ledger_transaction_id for o in decision.outcomes if o.refund_of_id}
+    originals = Transaction.objects.in_bulk(reversed_ids) if reversed_ids else {}
+    postings = []
+    for outcome in decision.outcomes:
+        if outcome.status != engine.AWARDED or outcome.points == 0:
+            continue
+        event = by_id[outcome.event_id]
+        wallet = balances[wallets[outcome.membership_id]].account
+        if outcome.points > 0:
+            postings.append(
+                Posting(
+                    idempotency_key=f"event:{event.pk}",
+                    kind="earn",
+                    entries=[(issuance, -outcome.points), (wallet, outcome.points)],
+                    memo=f"{event.type} {event.order_id}".strip(),
+                    metadata={"event_id": event.pk, "event_type": event.type, "order_id": event.order_id},
+                )
+            )
+        else:
+            purchase = purchases[outcome.refund_of_id]
+            taken = -outcome.points
+            postings.append(
+                Posting(
+                    idempotency_key=f"event:{event.pk}",
+                    kind="reversal",
+                    entries=[(wallet, -taken), (issuance, taken)],
+                    memo=f"refund {purchase.order_id}",
+                    metadata={
+                        "event_id": event.pk,
+                        "event_type": Event.REFUND,
+                        "order_id": purchase.order_id,
+                        "ledger_reversal": {"mode": "amounts"},
+                    },
+                    reverses=originals[purchase.ledger_transaction_id],
+                )
+            )
+    return postings
+
+
+def _execute(sql: str, params: list) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
+
+
+_EVENTS_SQL = f"""
+    UPDATE {Event._meta.db_table} AS e
+       SET membership_id = v.membership_id, status = v.status, reason = v.reason, points = v.points,
+           tier_name = v.tier_name, multiplier = v.multiplier, balance_after = v.balance_after,
+           unrecovered_points = v.unrecovered, ledger_transaction_id = v.transaction_id, processed_at = %s
+      FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::numeric[],
+                  %s::bigint[], %s::bigint[], %s::bigint[])
+           AS v(id, membership_id, status, reason, points, tier_name, multiplier, balance_after, unrecovered,
+                transaction_id)
+     WHERE e.id = v.id AND e.status = 'pending'
+"""  # noqa: S608 - only the table name is formatted in
+
+
+def _events_write(events: list[Event]) -> None:
+    columns = [
+        [getattr(event, name) for event in events]
+        for name in (
+            "pk",
+            "membership_id",
+            "status",
+            "reason",
+            "points",
+            "tier_name",
+            "multiplier",
+            "balance_after",
+            "unrecovered_points",
+            "ledger_transaction_id",
+        )
+    ]
+    updated = _execute(_EVENTS_SQL, [events[0].processed_at, *columns])
+    if updated != len(events):  # pragma: no cover - the row locks make this impossible; refuse rather than guess
+        raise RuntimeError(f"events changed while locked for processing ({updated} of {len(events)} updated)")
+
+
+def _purchases_write(purchases) -> None:
+    purchases = list(purchases)
+    if not purchases:
+        return
+    sql = f"""
+        UPDATE {Event._meta.db_table} AS e
+           SET refunded_amount = v.refunded_amount, refunded_points = v.refunded_points
+          FROM unnest(%s::bigint[], %s::numeric[], %s::bigint[]) AS v(id, refunded_amount, refunded_points)
+         WHERE e.id = v.id
+    """  # noqa: S608 - only the table name is formatted in
+    _execute(
+        sql,
+        [
+            [p.event_id for p in purchases],
+            [p.refunded_amount for p in purchases],
+            [p.refunded_points for p in purchases],
+        ],
+    )
+
+
+def _buckets_write(buckets: dict[tuple[int, dt.date], int]) -> None:
+    changes = [(key, points) for key, points in sorted(buckets.items()) if points]
+    if not changes:
+        return
+    sql = f"""
+        INSERT INTO {QualifyingBucket._meta.db_table} AS b (membership_id, month, points)
+        SELECT * FROM unnest(%s::bigint[], %s::date[], %s::bigint[])
+        ON CONFLICT (membership_id, month) DO UPDATE SET points = b.points + EXCLUDED.points
+    """  # noqa: S608 - only the table name is formatted in
+    _execute(sql, [[key[0] for key, _ in changes], [key[1] for key, _ in changes], [points for _, points in changes]])
+
+
+def _counters_write(counts: dict[tuple[int, str, dt.date], tuple[int, int]]) -> None:
+    if not counts:
+        return
+    keys = sorted(counts)
+    sql = f"""
+        INSERT INTO {AwardCounter._meta.db_table} AS c (membership_id, event_type, day, awarded, points)
+        SELECT * FROM unnest(%s::bigint[], %s::text[], %s::date[], %s::integer[], %s::bigint[])
+        ON CONFLICT (membership_id, event_type, day)
+        DO UPDATE SET awarded = c.awarded + EXCLUDED.awarded, points = c.points + EXCLUDED.points
+    """  # noqa: S608 - only the table name is formatted in
+    _execute(
+        sql,
+        [
+            [key[0] for key in keys],
+            [key[1] for key in keys],
+            [key[2] for key in keys],
+            [counts[key][0] for key in keys],
+            [counts[key][1] for key in keys],
+        ],
+    )
+
+
+def _tiers_write(tiers: dict[int, int]) -> None:
+    if not tiers:
+        return
+    ids = sorted(tiers)
+    sql = f"""
+        UPDATE {Membership._meta.db_table} AS m SET tier_id = v.tier_id
+          FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, tier_id)
+         WHERE m.id = v.id
+    """  # noqa: S608 - only the table name is formatted in
+    _execute(sql, [ids, [tiers[membership_id] for membership_id in ids]])
+
+
+# --- the sweep ----------------------------------------------------------------------------------------
+
+
+def events_pending_sweep(*, older_than_seconds: float = 5.0) -> list[int]:
+    """Queue a drain for every brand with events pending for a while (nobody woke a worker for them:
+    Redis or the broker was away, or a worker died). Returns the brand ids."""
+    cutoff = timezone.now() - dt.timedelta(seconds=older_than_seconds)
+    brand_ids = sorted(
+        Event.objects.filter(status=Event.Status.PENDING, created_at__lt=cutoff)
+        .order_by()
+        .values_list("brand_id", flat=True)
+        .distinct()
+    )
+    from loyalty.tasks import events_process_task
+
+    for brand_id in brand_ids:
+        events_process_task.delay(brand_id)
+    return brand_ids
