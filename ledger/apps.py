@@ -5,3 +5,6 @@ class LedgerConfig(AppConfig):
     name = "ledger"
     verbose_name = "Ledger"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from config import db  # noqa: F401 - registers the `__any` lookup the batch paths filter with

@@ -10,8 +10,9 @@ holding what the other waits for, so they cannot deadlock.
 
 A caller that must read balances under lock *before* posting (to compute how much a wallet can
 give, say) calls balances_lock itself, inside its own atomic block, with *every* account the posting
-will touch; transaction_post then re-locks the same rows, which PostgreSQL grants at once. Locking
-only some of them first, then posting, would take the locks out of order and can deadlock.
+will touch, and hands the rows to transactions_post (`locked=`), which then takes no lock of its own
+(transaction_post re-locks the same rows, which PostgreSQL grants at once). Locking only some of them
+first, then posting, would take the locks out of order and can deadlock.
 
 Locks are a database matter here, never Redis: a Redis lock can expire while its holder still
 works, so it may only reduce contention in front of these.
@@ -19,48 +20,58 @@ works, so it may only reduce contention in front of these.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db import connection
 
 from ledger.models import Account, Balance, Transaction
 
-_BALANCE_COLUMNS = [field.column for field in Balance._meta.concrete_fields]
-_ACCOUNT_COLUMNS = [field.column for field in Account._meta.concrete_fields]
+
+@dataclass(slots=True)
+class BalanceHead:
+    """A locked balance row with what posting needs of its account: plain values, no model instances
+    (a batch locks a thousand of them). It also stands for its account in a Leg (`pk`, `code`, `kind`,
+    `unit`): one object per account, whatever the number of its entries."""
+
+    account_id: int
+    code: str
+    kind: str
+    unit: str
+    allow_negative: bool
+    balance: int
+    head_seq: int
+    head_hash: str
+
+    @property
+    def pk(self) -> int:
+        return self.account_id
 
 
-def balances_lock(*, account_ids: Iterable[int]) -> dict[int, Balance]:
+_LOCK_SQL = f"""
+    SELECT b.account_id, a.code, a.kind, a.unit, b.allow_negative, b.balance, b.head_seq, b.head_hash
+      FROM {Balance._meta.db_table} b JOIN {Account._meta.db_table} a ON a.id = b.account_id
+     WHERE b.account_id = ANY(%s)
+     ORDER BY b.account_id
+       FOR UPDATE OF b
+"""  # noqa: S608 - only table names are formatted in
+
+
+def balances_lock(*, account_ids: Iterable[int]) -> dict[int, BalanceHead]:
     """Lock the balance rows of `account_ids` (SELECT ... FOR UPDATE) in ascending id order.
 
-    Returns the locked rows by account id, each with its account loaded (not locked: accounts are
-    only read). Accounts without a balance row are missing from the result. Must run inside
-    transaction.atomic(): the locks are held until that transaction ends.
+    Returns the locked rows by account id. Accounts without a balance row are missing from the result.
+    Must run inside transaction.atomic(): the locks are held until that transaction ends.
     """
     ids = sorted(set(account_ids))
     if not ids:
         return {}
-    # Plain SQL rather than the ORM: this runs in every posting, and building the ORM query cost more
-    # than running it. PostgreSQL locks rows as the sorted result reaches its LockRows step, so the
-    # ORDER BY is the order in which the locks are taken.
-    columns = ", ".join([f"b.{name}" for name in _BALANCE_COLUMNS] + [f"a.{name}" for name in _ACCOUNT_COLUMNS])
-    sql = (
-        f"SELECT {columns} FROM {Balance._meta.db_table} b "  # noqa: S608 - only table and column names
-        f"JOIN {Account._meta.db_table} a ON a.id = b.account_id "
-        "WHERE b.account_id = ANY(%s) ORDER BY b.account_id FOR UPDATE OF b"
-    )
-    rows: dict[int, Balance] = {}
+    # Plain SQL rather than the ORM: this runs in every posting, and building the ORM query (and a model
+    # per row) cost more than running it. PostgreSQL locks rows as the sorted result reaches its LockRows
+    # step, so the ORDER BY is the order in which the locks are taken.
     with connection.cursor() as cursor:
-        cursor.execute(sql, [ids])
-        for row in cursor.fetchall():
-            balance = Balance.from_db(connection.alias, _BALANCE_COLUMNS, row[: len(_BALANCE_COLUMNS)])
-            account_values = list(row[len(_BALANCE_COLUMNS) :])
-            metadata_at = _ACCOUNT_COLUMNS.index("metadata")
-            if isinstance(account_values[metadata_at], str):  # jsonb comes back as text for JSONField to decode
-                account_values[metadata_at] = json.loads(account_values[metadata_at])
-            balance.account = Account.from_db(connection.alias, _ACCOUNT_COLUMNS, account_values)
-            rows[balance.account_id] = balance
-    return rows
+        cursor.execute(_LOCK_SQL, [ids])
+        return {row[0]: BalanceHead(*row) for row in cursor.fetchall()}
 
 
 def transaction_lock_for_reversal(*, transaction_id: int) -> Transaction:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import connection
 from django.utils import timezone
 
+from config.db import bulk_cursor
 from ledger.errors import InsufficientBalanceError
 from ledger.models import Balance, Entry
 
@@ -56,9 +56,9 @@ _UPDATE_SQL = f"""
            entry_count = b.entry_count + v.n,
            head_seq = v.head_seq,
            head_hash = v.head_hash,
-           updated_at = %s
-      FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],
-                  %s::text[]) AS v(account_id, delta, credited, debited, n, prev_seq, head_seq, head_hash)
+           updated_at = %b
+      FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[],
+                  %b::text[]) AS v(account_id, delta, credited, debited, n, prev_seq, head_seq, head_hash)
      WHERE b.account_id = v.account_id
        AND b.head_seq = v.prev_seq
        AND (b.allow_negative OR b.balance + v.delta >= 0)
@@ -82,7 +82,7 @@ def balances_roll_up(*, entries: Sequence[Entry]) -> None:
         [getattr(rollup, name) for rollup in rollups]
         for name in ("account_id", "delta", "credited", "debited", "count", "prev_seq", "head_seq", "head_hash")
     ]
-    with connection.cursor() as cursor:
+    with bulk_cursor() as cursor:
         cursor.execute(_UPDATE_SQL, [timezone.now(), *columns])
         moved = {row[0] for row in cursor.fetchall()}
     refused = [rollup for rollup in rollups if rollup.account_id not in moved]

@@ -30,6 +30,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from config.db import bulk_cursor
 from ledger import audit, locks
 from ledger.errors import (
     AccountConflictError,
@@ -39,6 +40,7 @@ from ledger.errors import (
     ReversalExceedsRemainingError,
 )
 from ledger.hashing import GENESIS_HASH, canonical_time, content_hash, entry_digest
+from ledger.locks import BalanceHead
 from ledger.models import Account, Balance, Entry, ReconciliationFix, Transaction
 from ledger.rollups import balances_roll_up
 from ledger.selectors import (
@@ -56,9 +58,12 @@ REVERSAL_REQUEST_KEY = "ledger_reversal"
 
 @dataclass(frozen=True)
 class Leg:
-    """One entry of a posting request: a signed amount on an account (positive credits it)."""
+    """One entry of a posting request: a signed amount on an account (positive credits it).
 
-    account: Account
+    The account is an Account, or the BalanceHead that ledger.locks.balances_lock returned for it (a
+    batch posts to a thousand accounts without loading a model for each)."""
+
+    account: Account | BalanceHead
     amount: int
 
 
@@ -74,11 +79,33 @@ class Posting:
     reverses: Transaction | None = None
 
 
+@dataclass(slots=True)
+class PostedEntry:
+    """A new entry as it was inserted (the Entry row, without a model instance per row)."""
+
+    id: int | None
+    transaction_id: int | None
+    account: Account | BalanceHead
+    amount: int
+    seq: int
+    prev_hash: str
+    hash: str
+    created_at: datetime
+
+    @property
+    def pk(self) -> int | None:
+        return self.id
+
+    @property
+    def account_id(self) -> int:
+        return self.account.pk
+
+
 @dataclass(frozen=True)
 class PostResult:
     transaction: Transaction
     created: bool  # False: the idempotency key was already posted with this content; nothing was written
-    entries: tuple[Entry, ...] = ()  # the new entries (created postings only), in posting order
+    entries: tuple[PostedEntry, ...] = ()  # the new entries (created postings only), in posting order
 
 
 # --- accounts ---------------------------------------------------------------------------------------
@@ -205,7 +232,7 @@ def _legs(entries: Sequence[Leg | tuple[Account, int]]) -> list[Leg]:
             leg = item if isinstance(item, Leg) else Leg(*item)
         except TypeError:
             raise InvalidPostingError("Each entry is an (account, amount) pair.") from None
-        if not isinstance(leg.account, Account) or leg.account.pk is None:
+        if not isinstance(leg.account, Account | BalanceHead) or leg.account.pk is None:
             raise InvalidPostingError("Every entry needs a saved ledger Account.")
         # bool is an int in Python; True points is a bug, not one point.
         if not isinstance(leg.amount, int) or isinstance(leg.amount, bool):
@@ -229,16 +256,6 @@ def _check_request(idempotency_key: str, kind: str, metadata: dict[str, Any] | N
         raise InvalidPostingError("A transaction kind is a string of 1 to 40 characters.")
     if metadata is not None and not isinstance(metadata, dict):
         raise InvalidPostingError("Transaction metadata is a JSON object.")
-
-
-def _replay(idempotency_key: str, fingerprint: str) -> Transaction | None:
-    """The transaction already posted with this key, if any; refuses one with different content."""
-    existing = transaction_get(idempotency_key=idempotency_key)
-    if existing is None:
-        return None
-    if existing.content_hash != fingerprint:
-        raise IdempotencyConflictError(idempotency_key=idempotency_key, existing_id=existing.pk)
-    return existing
 
 
 @dataclass(frozen=True)
@@ -265,7 +282,7 @@ def _prepare(posting: Posting) -> _Prepared:
     return _Prepared(posting=posting, legs=legs, fingerprint=fingerprint)
 
 
-def _balances_lock(account_ids: set[int]) -> dict[int, Balance]:
+def _balances_lock(account_ids: set[int]) -> dict[int, BalanceHead]:
     balances = locks.balances_lock(account_ids=account_ids)
     missing = account_ids - balances.keys()
     if missing:
@@ -280,8 +297,8 @@ def _balances_lock(account_ids: set[int]) -> dict[int, Balance]:
     return balances
 
 
-def _check_units(legs: list[Leg], balances: dict[int, Balance]) -> None:
-    units = {balances[leg.account.pk].account.unit for leg in legs}
+def _check_units(legs: list[Leg], balances: dict[int, BalanceHead]) -> None:
+    units = {balances[leg.account.pk].unit for leg in legs}
     if len(units) > 1:
         raise InvalidPostingError(f"All entries of a transaction are in one unit, not {sorted(units)}.")
 
@@ -312,90 +329,89 @@ def _check_within_remaining(remaining: dict[int, int], legs: list[Leg]) -> None:
         remaining[account_id] += amount
 
 
-def _check_funds(legs: list[Leg], running: dict[int, int], balances: dict[int, Balance]) -> None:
+def _check_funds(legs: list[Leg], running: dict[int, int], balances: dict[int, BalanceHead]) -> None:
     """Refuse a posting that would take an account that may not go negative below zero, counting the
     postings before it in the same call (`running`: account id -> balance so far, updated on success)."""
     deltas = _net_by_account(legs)
     for account_id, delta in sorted(deltas.items()):
-        row = balances[account_id]
-        if not row.allow_negative and running[account_id] + delta < 0:
+        head = balances[account_id]
+        if not head.allow_negative and running[account_id] + delta < 0:
             missing = -(running[account_id] + delta)
             # The message reaches API clients: it says how much is missing, not which internal account.
             raise InsufficientBalanceError(
-                f"The balance is too low: {missing} more needed.", missing=missing, account_code=row.account.code
+                f"The balance is too low: {missing} more needed.", missing=missing, account_code=head.code
             )
     for account_id, delta in deltas.items():
         running[account_id] += delta
 
 
 def _entries_build(
-    *, prepared: list[_Prepared], created_at: datetime, balances: dict[int, Balance]
-) -> list[list[Entry]]:
-    """Unsaved entries of each posting, chained onto each account's head in posting order:
+    *, prepared: list[_Prepared], created_at: datetime, balances: dict[int, BalanceHead]
+) -> list[list[PostedEntry]]:
+    """The entries of each posting, chained onto each account's head in posting order:
     seq = head_seq + 1, prev_hash = head_hash, then the next entry of the account chains onto this one."""
-    heads = {account_id: (row.head_seq, row.head_hash) for account_id, row in balances.items()}
+    heads = {account_id: (head.head_seq, head.head_hash) for account_id, head in balances.items()}
     moment = canonical_time(created_at)
     built = []
     for item in prepared:
         entries = []
         for leg in item.legs:
-            account = balances[leg.account.pk].account
-            seq, prev_hash = heads[account.pk]
+            account_id = leg.account.pk
+            seq, prev_hash = heads[account_id]
             seq += 1
             digest = entry_digest(
                 idempotency_key=item.key,
-                account_code=account.code,
+                account_code=leg.account.code,
                 amount=leg.amount,
                 seq=seq,
                 moment=moment,
                 prev_hash=prev_hash,
             )
-            heads[account.pk] = (seq, digest)
-            entries.append(
-                Entry(
-                    account=account, amount=leg.amount, seq=seq, prev_hash=prev_hash, hash=digest, created_at=created_at
-                )
-            )
+            heads[account_id] = (seq, digest)
+            entries.append(PostedEntry(None, None, leg.account, leg.amount, seq, prev_hash, digest, created_at))
         built.append(entries)
     return built
 
 
+# %b: binary parameters. Every row travels as a column array (unnest), so the statement text is the same
+# for 1 or 1,000 postings, and the arrays go over the wire in binary, apart from the SQL.
 _INSERT_SQL = f"""
     WITH txn AS (
         INSERT INTO {Transaction._meta.db_table}
                (idempotency_key, kind, memo, metadata, reverses_id, content_hash, created_at)
-        SELECT v.key, v.kind, v.memo, v.metadata::jsonb, v.reverses_id, v.content_hash, %s
-          FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::text[])
+        SELECT v.key, v.kind, v.memo, v.metadata::jsonb, v.reverses_id, v.content_hash, %b
+          FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::text[])
                AS v(key, kind, memo, metadata, reverses_id, content_hash)
         ON CONFLICT (idempotency_key) DO NOTHING
         RETURNING id, idempotency_key
     )
     INSERT INTO {Entry._meta.db_table} (transaction_id, account_id, amount, seq, prev_hash, hash, created_at)
-    SELECT txn.id, e.account_id, e.amount, e.seq, e.prev_hash, e.hash, %s
-      FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::text[])
+    SELECT txn.id, e.account_id, e.amount, e.seq, e.prev_hash, e.hash, %b
+      FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::bigint[], %b::text[], %b::text[])
            AS e(key, account_id, amount, seq, prev_hash, hash)
       JOIN txn ON txn.idempotency_key = e.key
     RETURNING id, transaction_id, account_id, seq
 """  # noqa: S608 - only table names are formatted in
 
 
-def _insert(*, transactions: list[Transaction], entries: list[list[Entry]]) -> set[str]:
+def _insert(*, transactions: list[Transaction], entries: list[list[PostedEntry]]) -> set[str]:
     """Claim the idempotency keys and insert the transactions and their entries, in one statement.
 
     Returns the keys that were inserted; a key that was taken already is skipped with all of its
     entries. INSERT ... ON CONFLICT (idempotency_key) DO NOTHING, not a savepoint and a caught
     IntegrityError: no aborted subtransaction, no error in the server log for what is a normal retry.
     If another database transaction holds one of the keys uncommitted, PostgreSQL makes this statement
-    wait for it to end, so "taken" always means "taken and committed". Arrays (unnest), not one
-    placeholder per value: the statement text is the same for 1 or 1,000 postings.
+    wait for it to end, so "taken" always means "taken and committed".
     """
     created_at = transactions[0].created_at
-    columns: list[list[object]] = [[], [], [], [], [], []]
-    for txn in transactions:
+    txn_columns: tuple[list, ...] = ([], [], [], [], [], [])
+    entry_columns: tuple[list, ...] = ([], [], [], [], [], [])
+    for txn, rows in zip(transactions, entries, strict=True):
+        key = txn.idempotency_key
         for column, value in zip(
-            columns,
+            txn_columns,
             (
-                txn.idempotency_key,
+                key,
                 txn.kind,
                 txn.memo,
                 json.dumps(txn.metadata, cls=DjangoJSONEncoder),
@@ -405,22 +421,20 @@ def _insert(*, transactions: list[Transaction], entries: list[list[Entry]]) -> s
             strict=True,
         ):
             column.append(value)
-    entry_columns: list[list[object]] = [[], [], [], [], [], []]
-    for txn, rows in zip(transactions, entries, strict=True):
         for entry in rows:
             for column, value in zip(
                 entry_columns,
-                (txn.idempotency_key, entry.account_id, entry.amount, entry.seq, entry.prev_hash, entry.hash),
+                (key, entry.account.pk, entry.amount, entry.seq, entry.prev_hash, entry.hash),
                 strict=True,
             ):
                 column.append(value)
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL, [created_at, *columns, created_at, *entry_columns])
+    with bulk_cursor() as cursor:
+        cursor.execute(_INSERT_SQL, [created_at, *txn_columns, created_at, *entry_columns])
         inserted = cursor.fetchall()
     ids = {(account_id, seq): (entry_id, transaction_id) for entry_id, transaction_id, account_id, seq in inserted}
     keys = set()
     for txn, rows in zip(transactions, entries, strict=True):
-        first = ids.get((rows[0].account_id, rows[0].seq))
+        first = ids.get((rows[0].account.pk, rows[0].seq))
         if first is None:
             continue
         keys.add(txn.idempotency_key)
@@ -428,15 +442,37 @@ def _insert(*, transactions: list[Transaction], entries: list[list[Entry]]) -> s
         txn._state.adding = False
         txn._state.db = connection.alias
         for entry in rows:
-            entry.id, _ = ids[(entry.account_id, entry.seq)]
-            entry.transaction = txn
-            entry._state.adding = False
-            entry._state.db = connection.alias
+            entry.id, entry.transaction_id = ids[(entry.account.pk, entry.seq)]
     return keys
 
 
+# Positional arguments follow the model's field order: Model.__init__ takes its fast path, several times
+# quicker than keywords, which counts for a batch of a thousand.
+_TRANSACTION_FIELDS = ["id", "idempotency_key", "kind", "memo", "metadata", "reverses_id", "content_hash", "created_at"]
+if [field.attname for field in Transaction._meta.concrete_fields] != _TRANSACTION_FIELDS:  # pragma: no cover
+    raise RuntimeError("ledger.Transaction's fields changed: update _transaction_new")
+
+
+def _transaction_new(item: _Prepared, originals: dict[int, Transaction], created_at: datetime) -> Transaction:
+    posting = item.posting
+    reverses = originals[posting.reverses.pk] if posting.reverses is not None else None
+    txn = Transaction(
+        None,
+        item.key,
+        posting.kind,
+        posting.memo,
+        posting.metadata or {},
+        reverses.pk if reverses is not None else None,
+        item.fingerprint,
+        created_at,
+    )
+    if reverses is not None:
+        txn.reverses = reverses  # loaded, so that receivers read the original's kind without a query
+    return txn
+
+
 @transaction.atomic
-def transactions_post(*, postings: Sequence[Posting]) -> list[PostResult]:
+def transactions_post(*, postings: Sequence[Posting], locked: dict[int, BalanceHead] | None = None) -> list[PostResult]:
     """Post many balanced transactions in one database transaction, set-based; all or nothing.
 
     What transaction_post does for one, done for many with a fixed number of statements: one lock of
@@ -452,7 +488,10 @@ def transactions_post(*, postings: Sequence[Posting]) -> list[PostResult]:
     go through decides which before calling. Keys are unique within one call.
 
     Locks: the originals of any reversals (in id order), then the balance rows of all touched accounts
-    (in account-id order), held until the outermost atomic block ends (ledger.locks).
+    (in account-id order), held until the outermost atomic block ends (ledger.locks). A caller that
+    locked the balance rows itself, in this transaction, passes what ledger.locks.balances_lock returned
+    as `locked` (it must cover every account of the postings) and no lock is taken again; should those
+    rows not really be locked, the balance UPDATE still refuses a head that moved (ledger.rollups).
     """
     prepared = [_prepare(posting) for posting in postings]
     if not prepared:
@@ -460,86 +499,107 @@ def transactions_post(*, postings: Sequence[Posting]) -> list[PostResult]:
     keys = [item.key for item in prepared]
     if len(set(keys)) != len(keys):
         raise InvalidPostingError("Each posting of one call has its own idempotency key.")
-    single = len(prepared) == 1
 
     reversal_of = sorted({item.posting.reverses.pk for item in prepared if item.posting.reverses is not None})
     originals = locks.transactions_lock_for_reversal(transaction_ids=reversal_of) if reversal_of else {}
-    balances = _balances_lock({leg.account.pk for item in prepared for leg in item.legs})
+    touched = {leg.account.pk for item in prepared for leg in item.legs}
+    balances = locked if locked is not None and touched <= locked.keys() else _balances_lock(touched)
     for item in prepared:
         _check_units(item.legs, balances)
 
-    results: list[PostResult | None] = [None] * len(prepared)
-    if not single:
-        # Several postings: learn which keys exist before chaining, so that a replay leaves no gap in
-        # the chain. (One posting learns it from its INSERT instead: one statement fewer.)
-        existing = {txn.idempotency_key: txn for txn in Transaction.objects.filter(idempotency_key__in=keys)}
-        for index, item in enumerate(prepared):
-            found = existing.get(item.key)
-            if found is not None:
-                if found.content_hash != item.fingerprint:
-                    raise IdempotencyConflictError(idempotency_key=item.key, existing_id=found.pk)
-                results[index] = PostResult(transaction=found, created=False)
-    todo = [index for index, result in enumerate(results) if result is None]
+    # First as if every key were new, which is what a caller posts nearly always: no look-up of the keys.
+    # A refusal or a key found taken sends us round again, knowing which keys were posted before.
+    try:
+        results = _post(prepared, {}, balances, originals, locked=balances is locked)
+    except (_KeysTaken, InsufficientBalanceError, ReversalExceedsRemainingError) as error:
+        replays = _replays(prepared)
+        if not replays:
+            if isinstance(error, _KeysTaken):  # pragma: no cover - a taken key is visible to the look-up
+                raise RuntimeError("ledger: a key was taken but no transaction with it is visible") from error
+            raise
+        # A retry of a posting that went through gets it back, not a refusal because the points it moved
+        # have since moved on (or, for a reversal, because it used up what was left itself).
+        results = _post(prepared, replays, balances, originals, locked=balances is locked)
+    posted = [result for result in results if result.created]
+    if posted:
+        transactions_posted.send(sender=Transaction, posted=posted)
+    return results
 
+
+class _KeysTaken(Exception):
+    """Some keys of the INSERT were taken already: nothing of it was kept (its savepoint rolled back)."""
+
+
+def _replays(prepared: list[_Prepared]) -> dict[str, Transaction]:
+    """The transactions already posted under these keys, by key; a key posted with other content is a
+    conflict (IdempotencyConflictError)."""
+    keys = [item.key for item in prepared]
+    existing = {
+        txn.idempotency_key: txn
+        for txn in Transaction.objects.raw(
+            f"SELECT * FROM {Transaction._meta.db_table} WHERE idempotency_key = ANY(%s)",  # noqa: S608
+            [keys],
+        )
+    }
+    for item in prepared:
+        found = existing.get(item.key)
+        if found is not None and found.content_hash != item.fingerprint:
+            raise IdempotencyConflictError(idempotency_key=item.key, existing_id=found.pk)
+    return existing
+
+
+def _post(
+    prepared: list[_Prepared],
+    replays: dict[str, Transaction],
+    balances: dict[int, BalanceHead],
+    originals: dict[int, Transaction],
+    *,
+    locked: bool,
+) -> list[PostResult]:
+    """Check, chain and insert the postings whose keys are not in `replays`; the others come back as
+    replays. Raises _KeysTaken (having written nothing) if a key turns out to be taken."""
+    todo = [item for item in prepared if item.key not in replays]
     remaining = transactions_reversible_amounts(
         original_ids=[
             item.posting.reverses.pk
-            for item in (prepared[index] for index in todo)
+            for item in todo
             if item.posting.reverses is not None and item.posting.kind == REVERSAL_KIND
         ]
     )
-    running = {account_id: row.balance for account_id, row in balances.items()}
-    for index in todo:
-        item = prepared[index]
-        try:
-            if item.posting.reverses is not None and item.posting.kind == REVERSAL_KIND:
-                _check_within_remaining(remaining[item.posting.reverses.pk], item.legs)
-            _check_funds(item.legs, running, balances)
-        except (InsufficientBalanceError, ReversalExceedsRemainingError):
-            # A retry of a posting that went through must get it back, not a refusal because the money it
-            # moved has since moved on (or, for a reversal, because it used up what was left itself).
-            if single:
-                replayed = _replay(item.key, item.fingerprint)
-                if replayed is not None:
-                    return [PostResult(transaction=replayed, created=False)]
-            raise
+    running = {head.account_id: head.balance for head in balances.values()}
+    for item in todo:
+        if item.posting.reverses is not None and item.posting.kind == REVERSAL_KIND:
+            _check_within_remaining(remaining[item.posting.reverses.pk], item.legs)
+        _check_funds(item.legs, running, balances)
 
     created_at = timezone.now()
-    transactions = [
-        Transaction(
-            idempotency_key=item.key,
-            kind=item.posting.kind,
-            memo=item.posting.memo,
-            metadata=item.posting.metadata or {},
-            reverses=originals.get(item.posting.reverses.pk) if item.posting.reverses is not None else None,
-            content_hash=item.fingerprint,
-            created_at=created_at,
-        )
-        for item in (prepared[index] for index in todo)
-    ]
-    entries = _entries_build(prepared=[prepared[index] for index in todo], created_at=created_at, balances=balances)
+    transactions = [_transaction_new(item, originals, created_at) for item in todo]
+    entries = _entries_build(prepared=todo, created_at=created_at, balances=balances)
     if transactions:
-        inserted = _insert(transactions=transactions, entries=entries)
-        if len(inserted) != len(transactions):
-            if single:
-                # The key is taken (by a committed transaction: we waited for it if it was in flight).
-                item = prepared[0]
-                replayed = _replay(item.key, item.fingerprint)
-                if replayed is None:  # pragma: no cover - a conflicting committed row is visible to the re-read
-                    raise RuntimeError(f"ledger: key {item.key!r} is taken but its transaction is not visible")
-                return [PostResult(transaction=replayed, created=False)]
-            # Someone posted one of these keys between our check and our insert (a different posting:
-            # the same one would have needed our locks). The chains now have gaps: give up, all of it.
-            raise RuntimeError("ledger: an idempotency key of this batch was posted concurrently; retry the batch")
+        if len(transactions) == 1:
+            # Its entries hang off its own transaction row: a taken key inserts nothing at all.
+            if not _insert(transactions=transactions, entries=entries):
+                raise _KeysTaken
+        else:
+            with transaction.atomic():  # a savepoint: a taken key undoes the rows inserted with it
+                if len(_insert(transactions=transactions, entries=entries)) != len(transactions):
+                    raise _KeysTaken
         balances_roll_up(entries=[entry for rows in entries for entry in rows])
-
-    posted = []
-    for index, txn, rows in zip(todo, transactions, entries, strict=True):
-        results[index] = PostResult(transaction=txn, created=True, entries=tuple(rows))
-        posted.append(results[index])
-    if posted:
-        transactions_posted.send(sender=Transaction, posted=posted)
-    return results  # type: ignore[return-value] - every slot is filled by now
+        if locked:
+            # The caller's rows describe the accounts as they were locked: move their heads on, so that a
+            # second call in the same transaction chains onto this one.
+            for rows in entries:
+                for entry in rows:
+                    head = balances[entry.account.pk]
+                    head.balance += entry.amount
+                    head.head_seq, head.head_hash = entry.seq, entry.hash
+    made = {txn.idempotency_key: (txn, tuple(rows)) for txn, rows in zip(transactions, entries, strict=True)}
+    return [
+        PostResult(transaction=replays[item.key], created=False)
+        if item.key in replays
+        else PostResult(transaction=made[item.key][0], created=True, entries=made[item.key][1])
+        for item in prepared
+    ]
 
 
 @transaction.atomic

@@ -10,8 +10,12 @@ tiers, refunds and balances correct, because a Redis lock can expire while its h
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime as dt
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -20,7 +24,7 @@ from redis.exceptions import LockError
 
 from config.errors import ApplicationError
 from ledger import locks as ledger_locks
-from ledger.models import Balance
+from ledger.locks import BalanceHead
 from loyalty.models import Event, Membership
 
 logger = logging.getLogger(__name__)
@@ -83,24 +87,63 @@ def brand_processing_lock(brand_id: int) -> Iterator[bool]:
                 logger.warning("could not release the processing lock of brand %s", brand_id, exc_info=True)
 
 
-def memberships_lock_rows(membership_ids: Iterable[int]) -> dict[int, Membership]:
+@dataclass(slots=True)
+class LockedMembership:
+    id: int
+    status: str
+    tier_id: int | None
+    wallet_id: int | None
+
+
+@dataclass(slots=True)
+class LockedEvent:
+    """What the processor reads of a locked event row (a batch locks a thousand: no model instances)."""
+
+    id: int
+    status: str
+    type: str
+    membership_id: int | None
+    order_id: str
+    amount: Decimal | None
+    currency: str
+    occurred_at: dt.datetime
+    refund_of_id: int | None
+    points: int
+    refunded_amount: Decimal
+    refunded_points: int
+    ledger_transaction_id: int | None
+
+
+def memberships_lock_rows(membership_ids: Iterable[int]) -> dict[int, LockedMembership]:
     """Membership rows locked until the end of the current database transaction, in id order (two
     batches that share members cannot deadlock)."""
     ids = sorted(set(membership_ids))
     if not ids:
         return {}
-    locked = Membership.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk")
-    return {membership.pk: membership for membership in locked}
+    rows = (
+        Membership.objects.select_for_update(of=("self",))
+        .filter(pk__any=ids)
+        .order_by("pk")
+        .values_list("pk", "status", "tier_id", "wallet_id")
+    )
+    return {row[0]: LockedMembership(*row) for row in rows}
 
 
-def events_lock_rows(event_ids: Iterable[int], purchase_ids: Iterable[int] = ()) -> dict[int, Event]:
+_EVENT_FIELDS = [field.name for field in dataclasses.fields(LockedEvent)]
+
+
+def events_lock_rows(event_ids: Iterable[int], purchase_ids: Iterable[int] = ()) -> dict[int, LockedEvent]:
     """Event rows (a batch, and the purchases its refunds undo) locked, in id order."""
     ids = sorted({*event_ids, *purchase_ids})
-    return {
-        event.pk: event for event in Event.objects.select_for_update(of=("self",)).filter(pk__in=ids).order_by("pk")
-    }
+    rows = (
+        Event.objects.select_for_update(of=("self",))
+        .filter(pk__any=ids)
+        .order_by("pk")
+        .values_list(*["pk" if name == "id" else name for name in _EVENT_FIELDS])
+    )
+    return {row[0]: LockedEvent(*row) for row in rows}
 
 
-def balances_lock(account_ids: Iterable[int]) -> dict[int, Balance]:
+def balances_lock(account_ids: Iterable[int]) -> dict[int, BalanceHead]:
     """The ledger's balance rows of these accounts, locked in account-id order (see ledger.locks)."""
     return ledger_locks.balances_lock(account_ids=account_ids)

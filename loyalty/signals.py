@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connection
 from django.dispatch import Signal, receiver
 
+from config.db import bulk_cursor
 from ledger.models import Account, Transaction
 from ledger.services import PostResult
 from ledger.signals import transactions_posted
@@ -57,8 +57,8 @@ def membership_lifetime_roll_up(sender: type[Transaction], *, posted: Sequence[P
            SET lifetime_earned = m.lifetime_earned + v.earned,
                lifetime_redeemed = m.lifetime_redeemed + v.redeemed,
                lifetime_expired = m.lifetime_expired + v.expired
-          FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[]) AS v(wallet_id, earned, redeemed, expired)
+          FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[]) AS v(wallet_id, earned, redeemed, expired)
          WHERE m.wallet_id = v.wallet_id
     """  # noqa: S608 - only the table name is formatted in
-    with connection.cursor() as cursor:
+    with bulk_cursor() as cursor:
         cursor.execute(sql, columns)

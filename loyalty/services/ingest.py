@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from config.db import bulk_cursor
 from config.errors import ApplicationError, error_body
 from loyalty import notify
 from loyalty.models import Brand, EarnRule, Event
@@ -59,11 +60,11 @@ _INSERT_SQL = f"""
     INSERT INTO {Event._meta.db_table}
            (id, brand_id, membership_id, member_email, member_external_id, type, order_id, amount, currency,
             occurred_at, location_id, metadata, idempotency_key, request_hash, refund_of_id, created_at)
-    SELECT COALESCE(v.id, nextval(pg_get_serial_sequence('{Event._meta.db_table}', 'id'))), %s, v.membership_id,
+    SELECT COALESCE(v.id, nextval(pg_get_serial_sequence('{Event._meta.db_table}', 'id'))), %b, v.membership_id,
            v.email, v.external_id, v.type, v.order_id, v.amount, v.currency, v.occurred_at, v.location_id,
-           v.metadata::jsonb, v.key, v.hash, v.refund_of_id, %s
-      FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::numeric[],
-                  %s::text[], %s::timestamptz[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[])
+           v.metadata::jsonb, v.key, v.hash, v.refund_of_id, %b
+      FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::numeric[],
+                  %b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[])
            AS v(id, membership_id, email, external_id, type, order_id, amount, currency, occurred_at, location_id,
                 metadata, key, hash, refund_of_id)
     ON CONFLICT DO NOTHING
@@ -121,7 +122,7 @@ def _insert(brand_id: int, rows: list[_Row], created_at: dt.datetime) -> set[int
         [row.hash for row in rows],
         [row.refund_of_id for row in rows],
     ]
-    with connection.cursor() as cursor:
+    with bulk_cursor() as cursor:
         cursor.execute(_INSERT_SQL, [brand_id, created_at, *columns])
         inserted = {row[0] for row in cursor.fetchall()}
     if len(rows) == 1 and rows[0].id is None and inserted:

@@ -102,17 +102,17 @@ def memberships_resolve(*, brand: Brand, refs: Sequence[tuple[str, str]]) -> dic
     external_ids = [external_id for _, external_id in refs if external_id]
     emails = [email for email, _ in refs if email]
     by_external = dict(
-        Membership.objects.filter(brand=brand, external_id__in=external_ids).values_list("external_id", "pk")
+        Membership.objects.filter(brand=brand, external_id__any=external_ids).values_list("external_id", "pk")
     )
     members = dict(
         Member.objects.annotate(email_lower=Lower("email"))
-        .filter(email_lower__in=emails)
+        .filter(email_lower__any=emails)
         .values_list("email_lower", "pk")
     )
     memberships = {
         member_id: (membership_id, external_id)
         for member_id, membership_id, external_id in Membership.objects.filter(
-            brand=brand, member_id__in=members.values()
+            brand=brand, member_id__any=members.values()
         ).values_list("member_id", "pk", "external_id")
     }
 
@@ -233,7 +233,7 @@ def _memberships_create(*, brand: Brand, rows: list[tuple[int, str | None]]) -> 
     wanted = dict(rows)
     found = {}
     for member_id, membership_id, external_id in Membership.objects.filter(
-        brand=brand, member_id__in=member_ids
+        brand=brand, member_id__any=member_ids
     ).values_list("member_id", "pk", "external_id"):
         # A membership created meanwhile with another external id is not the one we meant.
         if wanted[member_id] is None or external_id == wanted[member_id]:

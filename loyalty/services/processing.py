@@ -25,11 +25,12 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from config.db import bulk_cursor
 from ledger.models import Account, Transaction
-from ledger.services import AccountSpec, Posting, accounts_get_or_create, transactions_post
+from ledger.services import AccountSpec, Leg, Posting, accounts_get_or_create, transactions_post
 from loyalty import engine, locks, notify
 from loyalty.models import AwardCounter, Brand, EarnRule, Event, Membership, QualifyingBucket, Tier
 from loyalty.services.accounts import brand_account, brand_unit, wallet_code
@@ -113,42 +114,46 @@ def events_process_batch(*, brand_id: int, limit: int) -> int:
     with transaction.atomic():
         processed = _process_locked(brand, claimed, membership_of)
     if processed:
-        notify.events_done([event.pk for event in processed])
-        if events_processed.has_listeners(Event):
+        notify.events_done([event if isinstance(event, int) else event.pk for event in processed])
+        if events_processed.has_listeners(Event) and not isinstance(processed[0], int):
             events_processed.send(sender=Event, events=processed)
     return len(claimed)
 
 
-def _process_locked(brand: Brand, claimed: list[_Claimed], membership_of: dict[int, int | str]) -> list[Event]:
+def _process_locked(
+    brand: Brand, claimed: list[_Claimed], membership_of: dict[int, int | str]
+) -> list[Event] | list[int]:
+    """Process the claimed events under their locks. Returns them as Event rows when `events_processed`
+    has receivers (who get them after the commit), else only their ids."""
     membership_ids = sorted({value for value in membership_of.values() if isinstance(value, int)})
     memberships = locks.memberships_lock_rows(membership_ids)
     wallets = _wallets_ensure(brand, memberships)
 
     purchase_ids = {event.refund_of_id for event in claimed if event.refund_of_id is not None}
     rows = locks.events_lock_rows([event.id for event in claimed], purchase_ids)
-    events = [rows[event.id] for event in claimed if rows.get(event.id) and rows[event.id].status == "pending"]
+    events = [rows[event.id] for event in claimed if event.id in rows and rows[event.id].status == "pending"]
     if not events:
         return []
     purchases = {pk: rows[pk] for pk in purchase_ids if pk in rows}
 
     program = _program(brand)
     issuance = brand_account(brand=brand, kind=Account.Kind.ISSUANCE)
-    balances = locks.balances_lock([*wallets.values(), issuance.pk])
+    heads = locks.balances_lock([*wallets.values(), issuance.pk])
     now = timezone.now()
-    members = _members_state(program, memberships, wallets, balances, events, now)
+    members = _members_state(program, memberships, wallets, heads, events, now)
 
     decision = engine.decide(
         program=program,
         events=[
             engine.EventIn(
-                id=event.pk,
+                id=event.id,
                 type=event.type,
-                membership_id=membership_of[event.pk] if isinstance(membership_of[event.pk], int) else None,
+                membership_id=membership_of[event.id] if isinstance(membership_of[event.id], int) else None,
                 occurred_at=event.occurred_at,
                 amount=event.amount,
                 currency=event.currency,
                 refund_of_id=event.refund_of_id,
-                rejection=membership_of[event.pk] if membership_of[event.pk] == MEMBER_MISMATCH else None,
+                rejection=membership_of[event.id] if membership_of[event.id] == MEMBER_MISMATCH else None,
             )
             for event in events
         ],
@@ -156,29 +161,19 @@ def _process_locked(brand: Brand, claimed: list[_Claimed], membership_of: dict[i
         purchases={pk: _purchase_state(purchase) for pk, purchase in purchases.items()},
         now=now,
     )
-    by_id = {event.pk: event for event in events}
-    postings = _postings(decision, by_id, purchases, wallets, balances, issuance)
-    posted = transactions_post(postings=postings) if postings else []
+    by_id = {event.id: event for event in events}
+    postings = _postings(decision, by_id, purchases, wallets, heads, heads[issuance.pk])
+    posted = transactions_post(postings=postings, locked=heads) if postings else []
     transaction_of = {result.transaction.idempotency_key: result.transaction.pk for result in posted}
 
-    for outcome in decision.outcomes:
-        event = by_id[outcome.event_id]
-        event.membership_id = outcome.membership_id
-        event.status = outcome.status
-        event.reason = outcome.reason
-        event.points = outcome.points
-        event.tier_name = outcome.tier_name
-        event.multiplier = outcome.multiplier
-        event.balance_after = outcome.balance_after
-        event.unrecovered_points = outcome.unrecovered
-        event.ledger_transaction_id = transaction_of.get(f"event:{event.pk}")
-        event.processed_at = now
-    _events_write(events)
+    _events_write(decision.outcomes, transaction_of, now)
     _purchases_write(decision.purchases.values())
     _buckets_write(decision.buckets)
     _counters_write(decision.counts)
     _tiers_write(decision.tiers)
-    return events
+    if not events_processed.has_listeners(Event):
+        return [outcome.event_id for outcome in decision.outcomes]
+    return list(Event.objects.filter(pk__any=by_id).order_by("pk"))
 
 
 # --- loading ---------------------------------------------------------------------------------------
@@ -208,36 +203,43 @@ def _program(brand: Brand) -> engine.Program:
     return engine.Program(zone=brand.zone, tier_window_months=brand.tier_window_months, rules=rules, tiers=tiers)
 
 
-def _wallets_ensure(brand: Brand, memberships: dict[int, Membership]) -> dict[int, int]:
+def _wallets_ensure(brand: Brand, memberships: dict[int, locks.LockedMembership]) -> dict[int, int]:
     """membership id -> wallet account id, creating the wallets that do not exist yet (in bulk)."""
     missing = [membership for membership in memberships.values() if membership.wallet_id is None]
     if missing:
         codes = accounts_get_or_create(
             specs=[
-                AccountSpec(code=wallet_code(brand.pk, membership.pk), kind=Account.Kind.WALLET, unit=brand_unit(brand))
+                AccountSpec(code=wallet_code(brand.pk, membership.id), kind=Account.Kind.WALLET, unit=brand_unit(brand))
                 for membership in missing
             ]
         )
         for membership in missing:
-            membership.wallet_id = codes[wallet_code(brand.pk, membership.pk)]
-        Membership.objects.bulk_update(missing, ["wallet"])
-    return {membership.pk: membership.wallet_id for membership in memberships.values()}
+            membership.wallet_id = codes[wallet_code(brand.pk, membership.id)]
+        _execute(
+            f"""
+            UPDATE {Membership._meta.db_table} AS m SET wallet_id = v.wallet_id
+              FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, wallet_id)
+             WHERE m.id = v.id AND m.wallet_id IS NULL
+            """,  # noqa: S608 - only the table name is formatted in
+            [[membership.id for membership in missing], [membership.wallet_id for membership in missing]],
+        )
+    return {membership.id: membership.wallet_id for membership in memberships.values()}
 
 
-def _members_state(program, memberships, wallets, balances, events, now) -> dict[int, engine.MemberState]:
+def _members_state(program, memberships, wallets, heads, events, now) -> dict[int, engine.MemberState]:
     members = {
-        membership.pk: engine.MemberState(
-            membership_id=membership.pk,
+        membership.id: engine.MemberState(
+            membership_id=membership.id,
             active=membership.status == Membership.Status.ACTIVE,
             tier_id=membership.tier_id,
-            balance=balances[wallets[membership.pk]].balance,
+            balance=heads[wallets[membership.id]].balance,
         )
         for membership in memberships.values()
     }
     if program.tiers:
         first = engine.month_floor_back(now, program.zone, program.tier_window_months)
         for membership_id, month, points in QualifyingBucket.objects.filter(
-            membership_id__in=members, month__gte=first
+            membership_id__any=members, month__gte=first
         ).values_list("membership_id", "month", "points"):
             members[membership_id].buckets[month] = points
     # Award counters, for the capped types only, from the first day any cap of the batch looks at.
@@ -249,16 +251,16 @@ def _members_state(program, memberships, wallets, balances, events, now) -> dict
             since[event.type] = min(since.get(event.type, start), start)
     if since:
         rows = AwardCounter.objects.filter(
-            membership_id__in=members, event_type__in=since, day__gte=min(since.values())
+            membership_id__any=members, event_type__in=since, day__gte=min(since.values())
         ).values_list("membership_id", "event_type", "day", "awarded")
         for membership_id, event_type, day, awarded in rows:
             members[membership_id].counts[(event_type, day)] = awarded
     return members
 
 
-def _purchase_state(purchase: Event) -> engine.PurchaseState:
+def _purchase_state(purchase: locks.LockedEvent) -> engine.PurchaseState:
     return engine.PurchaseState(
-        event_id=purchase.pk,
+        event_id=purchase.id,
         membership_id=purchase.membership_id,
         status=purchase.status,
         amount=purchase.amount,
@@ -273,7 +275,7 @@ def _purchase_state(purchase: Event) -> engine.PurchaseState:
 # --- writing ---------------------------------------------------------------------------------------
 
 
-def _postings(decision, by_id, purchases, wallets, balances, issuance) -> list[Posting]:
+def _postings(decision, by_id, purchases, wallets, heads, issuance) -> list[Posting]:
     reversed_ids = {purchases[o.refund_of_id].ledger_transaction_id for o in decision.outcomes if o.refund_of_id}
     originals = Transaction.objects.in_bulk(reversed_ids) if reversed_ids else {}
     postings = []
@@ -281,15 +283,15 @@ def _postings(decision, by_id, purchases, wallets, balances, issuance) -> list[P
         if outcome.status != engine.AWARDED or outcome.points == 0:
             continue
         event = by_id[outcome.event_id]
-        wallet = balances[wallets[outcome.membership_id]].account
+        wallet = heads[wallets[outcome.membership_id]]
         if outcome.points > 0:
             postings.append(
                 Posting(
-                    idempotency_key=f"event:{event.pk}",
+                    idempotency_key=f"event:{event.id}",
                     kind="earn",
-                    entries=[(issuance, -outcome.points), (wallet, outcome.points)],
+                    entries=[Leg(issuance, -outcome.points), Leg(wallet, outcome.points)],
                     memo=f"{event.type} {event.order_id}".strip(),
-                    metadata={"event_id": event.pk, "event_type": event.type, "order_id": event.order_id},
+                    metadata={"event_id": event.id, "event_type": event.type, "order_id": event.order_id},
                 )
             )
         else:
@@ -297,12 +299,12 @@ def _postings(decision, by_id, purchases, wallets, balances, issuance) -> list[P
             taken = -outcome.points
             postings.append(
                 Posting(
-                    idempotency_key=f"event:{event.pk}",
+                    idempotency_key=f"event:{event.id}",
                     kind="reversal",
-                    entries=[(wallet, -taken), (issuance, taken)],
+                    entries=[Leg(wallet, -taken), Leg(issuance, taken)],
                     memo=f"refund {purchase.order_id}",
                     metadata={
-                        "event_id": event.pk,
+                        "event_id": event.id,
                         "event_type": Event.REFUND,
                         "order_id": purchase.order_id,
                         "ledger_reversal": {"mode": "amounts"},
@@ -314,7 +316,7 @@ def _postings(decision, by_id, purchases, wallets, balances, issuance) -> list[P
 
 
 def _execute(sql: str, params: list) -> int:
-    with connection.cursor() as cursor:
+    with bulk_cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.rowcount
 
@@ -323,34 +325,38 @@ _EVENTS_SQL = f"""
     UPDATE {Event._meta.db_table} AS e
        SET membership_id = v.membership_id, status = v.status, reason = v.reason, points = v.points,
            tier_name = v.tier_name, multiplier = v.multiplier, balance_after = v.balance_after,
-           unrecovered_points = v.unrecovered, ledger_transaction_id = v.transaction_id, processed_at = %s
-      FROM unnest(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s::bigint[], %s::text[], %s::numeric[],
-                  %s::bigint[], %s::bigint[], %s::bigint[])
+           unrecovered_points = v.unrecovered, ledger_transaction_id = v.transaction_id, processed_at = %b
+      FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::numeric[],
+                  %b::bigint[], %b::bigint[], %b::bigint[])
            AS v(id, membership_id, status, reason, points, tier_name, multiplier, balance_after, unrecovered,
                 transaction_id)
      WHERE e.id = v.id AND e.status = 'pending'
 """  # noqa: S608 - only the table name is formatted in
 
 
-def _events_write(events: list[Event]) -> None:
-    columns = [
-        [getattr(event, name) for event in events]
-        for name in (
-            "pk",
-            "membership_id",
-            "status",
-            "reason",
-            "points",
-            "tier_name",
-            "multiplier",
-            "balance_after",
-            "unrecovered_points",
-            "ledger_transaction_id",
-        )
-    ]
-    updated = _execute(_EVENTS_SQL, [events[0].processed_at, *columns])
-    if updated != len(events):  # pragma: no cover - the row locks make this impossible; refuse rather than guess
-        raise RuntimeError(f"events changed while locked for processing ({updated} of {len(events)} updated)")
+def _events_write(outcomes: list[engine.Outcome], transaction_of: dict[str, int], now: dt.datetime) -> None:
+    columns: tuple[list, ...] = ([], [], [], [], [], [], [], [], [], [])
+    for outcome in outcomes:
+        for column, value in zip(
+            columns,
+            (
+                outcome.event_id,
+                outcome.membership_id,
+                outcome.status,
+                outcome.reason,
+                outcome.points,
+                outcome.tier_name,
+                outcome.multiplier,
+                outcome.balance_after,
+                outcome.unrecovered,
+                transaction_of.get(f"event:{outcome.event_id}"),
+            ),
+            strict=True,
+        ):
+            column.append(value)
+    updated = _execute(_EVENTS_SQL, [now, *columns])
+    if updated != len(outcomes):  # pragma: no cover - the row locks make this impossible; refuse rather than guess
+        raise RuntimeError(f"events changed while locked for processing ({updated} of {len(outcomes)} updated)")
 
 
 def _purchases_write(purchases) -> None:
@@ -360,7 +366,7 @@ def _purchases_write(purchases) -> None:
     sql = f"""
         UPDATE {Event._meta.db_table} AS e
            SET refunded_amount = v.refunded_amount, refunded_points = v.refunded_points
-          FROM unnest(%s::bigint[], %s::numeric[], %s::bigint[]) AS v(id, refunded_amount, refunded_points)
+          FROM unnest(%b::bigint[], %b::numeric[], %b::bigint[]) AS v(id, refunded_amount, refunded_points)
          WHERE e.id = v.id
     """  # noqa: S608 - only the table name is formatted in
     _execute(
@@ -379,7 +385,7 @@ def _buckets_write(buckets: dict[tuple[int, dt.date], int]) -> None:
         return
     sql = f"""
         INSERT INTO {QualifyingBucket._meta.db_table} AS b (membership_id, month, points)
-        SELECT * FROM unnest(%s::bigint[], %s::date[], %s::bigint[])
+        SELECT * FROM unnest(%b::bigint[], %b::date[], %b::bigint[])
         ON CONFLICT (membership_id, month) DO UPDATE SET points = b.points + EXCLUDED.points
     """  # noqa: S608 - only the table name is formatted in
     _execute(sql, [[key[0] for key, _ in changes], [key[1] for key, _ in changes], [points for _, points in changes]])
@@ -391,7 +397,7 @@ def _counters_write(counts: dict[tuple[int, str, dt.date], tuple[int, int]]) -> 
     keys = sorted(counts)
     sql = f"""
         INSERT INTO {AwardCounter._meta.db_table} AS c (membership_id, event_type, day, awarded, points)
-        SELECT * FROM unnest(%s::bigint[], %s::text[], %s::date[], %s::integer[], %s::bigint[])
+        SELECT * FROM unnest(%b::bigint[], %b::text[], %b::date[], %b::integer[], %b::bigint[])
         ON CONFLICT (membership_id, event_type, day)
         DO UPDATE SET awarded = c.awarded + EXCLUDED.awarded, points = c.points + EXCLUDED.points
     """  # noqa: S608 - only the table name is formatted in
@@ -413,7 +419,7 @@ def _tiers_write(tiers: dict[int, int]) -> None:
     ids = sorted(tiers)
     sql = f"""
         UPDATE {Membership._meta.db_table} AS m SET tier_id = v.tier_id
-          FROM unnest(%s::bigint[], %s::bigint[]) AS v(id, tier_id)
+          FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, tier_id)
          WHERE m.id = v.id
     """  # noqa: S608 - only the table name is formatted in
     _execute(sql, [ids, [tiers[membership_id] for membership_id in ids]])

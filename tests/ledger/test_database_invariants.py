@@ -10,7 +10,6 @@ import psycopg
 import pytest
 from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
-from django.utils import timezone
 
 from ledger.models import Entry, ReconciliationFix, Transaction
 from ledger.selectors import account_balance_get
@@ -80,15 +79,26 @@ def test_zero_amounts_and_duplicate_sequence_numbers_are_refused(posted, wallet)
         _sql(insert, [posted.pk, wallet.pk, 5, entry.seq])
 
 
-# --- checked at commit ------------------------------------------------------------------------------
+# --- checked at the end of every statement ---------------------------------------------------------
 
 
-def _insert_transaction(key: str) -> int:
+def _insert_transaction(key: str, legs: list[tuple[int, int, int]]) -> int:
+    """A transaction and its entries, in one statement (as the ledger's own INSERT does)."""
+    values = ", ".join(["(%s::bigint, %s::bigint, %s::bigint)"] * len(legs))
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO ledger_transaction (idempotency_key, kind, memo, metadata, content_hash, created_at) "
-            "VALUES (%s, 'earn', '', '{}', '', %s) RETURNING id",
-            [key, timezone.now()],
+            f"""
+            WITH txn AS (
+                INSERT INTO ledger_transaction (idempotency_key, kind, memo, metadata, content_hash, created_at)
+                VALUES (%s, 'earn', '', '{{}}', '', now()) RETURNING id
+            ), entries AS (
+                INSERT INTO ledger_entry (transaction_id, account_id, amount, seq, prev_hash, hash, created_at)
+                SELECT txn.id, v.account_id, v.amount, v.seq, '', '', now()
+                  FROM txn CROSS JOIN (VALUES {values}) AS v(account_id, amount, seq)
+            )
+            SELECT id FROM txn
+            """,  # noqa: S608 - only placeholders are formatted in
+            [key, *[value for leg in legs for value in leg]],
         )
         return cursor.fetchone()[0]
 
@@ -102,32 +112,39 @@ def _insert_entries(transaction_id: int, legs: list[tuple[int, int, int]]) -> No
         )
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_transaction_that_does_not_sum_to_zero_fails_at_commit(issuance, wallet):
+def test_a_transaction_that_does_not_sum_to_zero_is_refused_by_its_statement(issuance, wallet):
     with pytest.raises(IntegrityError, match="sum to 5, not zero"), transaction.atomic():
-        txn = _insert_transaction("unbalanced")
-        _insert_entries(txn, [(issuance.pk, -10, 1), (wallet.pk, 15, 1)])
-        # Accepted so far: the check is deferred to the commit, when all entries are in.
-        assert Entry.objects.filter(transaction_id=txn).count() == 2
+        _insert_transaction("unbalanced", [(issuance.pk, -10, 1), (wallet.pk, 15, 1)])
     assert not Transaction.objects.filter(idempotency_key="unbalanced").exists()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_transaction_with_one_entry_or_none_fails_at_commit(issuance):
+def test_a_transaction_with_one_entry_or_none_is_refused_by_its_statement(issuance):
     with pytest.raises(IntegrityError, match="at least two"), transaction.atomic():
-        txn = _insert_transaction("lonely")
-        _insert_entries(txn, [(issuance.pk, 10, 1)])
+        _insert_transaction("lonely", [(issuance.pk, 10, 1)])
     with pytest.raises(IntegrityError, match="0 entries"), transaction.atomic():
-        _insert_transaction("empty")
+        _sql(
+            "INSERT INTO ledger_transaction (idempotency_key, kind, memo, metadata, content_hash, created_at) "
+            "VALUES ('empty', 'earn', '', '{}', '', now())"
+        )
     assert not Transaction.objects.exists()
 
 
-@pytest.mark.django_db(transaction=True)
+def test_entries_inserted_one_statement_at_a_time_are_refused_at_the_first(issuance, wallet, posted):
+    with pytest.raises(IntegrityError, match="not zero"), transaction.atomic():
+        _insert_entries(posted.pk, [(issuance.pk, -10, 2), (wallet.pk, 10, 2)])
+    assert Entry.objects.filter(transaction=posted).count() == 2
+
+
 def test_entries_added_later_to_an_old_transaction_must_still_balance_it(issuance, wallet):
     posted = earn(issuance=issuance, wallet=wallet, amount=5).transaction
     with pytest.raises(IntegrityError, match="not zero"), transaction.atomic():
         _insert_entries(posted.pk, [(wallet.pk, 1, 2)])
     assert Entry.objects.filter(transaction=posted).count() == 2
+
+
+def test_a_balanced_transaction_written_in_raw_sql_is_accepted(issuance, wallet):
+    txn = _insert_transaction("raw", [(issuance.pk, -10, 1), (wallet.pk, 10, 1)])
+    assert Entry.objects.filter(transaction_id=txn).count() == 2
 
 
 # --- TRUNCATE, outside test databases -------------------------------------------------------------
@@ -152,6 +169,7 @@ def scratch_ledger_db():
             with psycopg.connect(**server, dbname=name, autocommit=True) as scratch:
                 scratch.execute(schema.getvalue())
                 scratch.execute(importlib.import_module("ledger.migrations.0002_invariants").FORWARD)
+                scratch.execute(importlib.import_module("ledger.migrations.0003_entries_checked_per_statement").FORWARD)
                 yield scratch
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,48 @@
+"""Database plumbing shared by the apps: a cursor with server-side parameter binding, for bulk statements.
+
+Django's psycopg 3 cursors bind parameters client-side (they quote every value into the SQL text),
+which costs more than the statement itself when a parameter is an array of 1,000 values. The set-based
+statements of the ledger and the event processor pass their rows as arrays (`unnest(%s::bigint[], ...)`)
+and run on this cursor instead: the same connection and transaction as the ORM, the values sent apart
+from the SQL text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import psycopg
+from django.db import connection
+from django.db.models import Field, ForeignObject, Lookup
+
+
+@contextlib.contextmanager
+def bulk_cursor() -> Iterator[psycopg.Cursor]:
+    """A psycopg cursor with server-side binding on Django's current connection (and transaction)."""
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        yield cursor
+
+
+class AnyLookup(Lookup):
+    """`field__any=[...]`: `field = ANY(%s)` with the whole list as one array parameter.
+
+    What `__in` does, for the lists of a thousand ids the batch paths filter on: `IN (%s, %s, ...)` puts
+    a placeholder per value in the SQL text, which psycopg and PostgreSQL then parse value by value.
+    """
+
+    lookup_name = "any"
+    prepare_rhs = False
+
+    def get_db_prep_lookup(self, value, connection):
+        return "%s", [list(value)]
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} = ANY({rhs})", [*lhs_params, *rhs_params]
+
+
+Field.register_lookup(AnyLookup)
+ForeignObject.register_lookup(AnyLookup)
