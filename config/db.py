@@ -17,11 +17,21 @@ from django.db import connection
 from django.db.models import Field, ForeignObject, Lookup
 
 
+class _PreparingCursor(psycopg.Cursor):
+    """Prepares every statement it runs: the bulk statements have a fixed text (their rows come as arrays)
+    and run thousands of times on the same persistent connection, so PostgreSQL parses and plans each
+    once per connection instead of once per call."""
+
+    def execute(self, query, params=None, *, prepare: bool | None = None, binary: bool | None = None):
+        return super().execute(query, params, prepare=True if prepare is None else prepare, binary=binary)
+
+
 @contextlib.contextmanager
 def bulk_cursor() -> Iterator[psycopg.Cursor]:
-    """A psycopg cursor with server-side binding on Django's current connection (and transaction)."""
+    """A psycopg cursor with server-side binding on Django's current connection (and transaction), whose
+    statements are prepared."""
     connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    with _PreparingCursor(connection.connection) as cursor:
         yield cursor
 
 

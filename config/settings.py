@@ -128,8 +128,10 @@ REDIS_URL = (os.environ.get("REDIS_URL") or embedded.ensure_redis()).rstrip("/")
 # One Redis, separate logical databases: the broker, and the cache / locks / hot counters.
 # Tests use their own pair so that a test run never touches development data.
 _redis_base = REDIS_URL.rsplit("/", 1)[0] if REDIS_URL.rsplit("/", 1)[-1].isdigit() else REDIS_URL
-_test_redis_db = env_int("TEST_REDIS_DB", 2)
-_broker_db, _cache_db = (_test_redis_db, _test_redis_db + 1) if TESTING else (0, 1)
+# The broker's database and, next to it, the cache's: REDIS_DB and REDIS_DB + 1 (make bench runs its server on
+# its own pair); tests use TEST_REDIS_DB and the next.
+_broker_db = env_int("TEST_REDIS_DB", 2) if TESTING else env_int("REDIS_DB", 0)
+_cache_db = _broker_db + 1
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or f"{_redis_base}/{_broker_db}"
 REDIS_CACHE_URL = f"{_redis_base}/{_cache_db}"
 
@@ -246,6 +248,8 @@ MEMBERSHIP_LOCK_WAIT_SECONDS = env_int("MEMBERSHIP_LOCK_WAIT_SECONDS", 10)
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24)
 EVENT_MAX_AGE_DAYS = env_int("EVENT_MAX_AGE_DAYS", 30)
 API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "6000/min")
+# How long a process trusts an API key it checked (revoking a key takes effect within this time).
+API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5)
 # Events a worker processes in one database transaction (1 is the one-at-a-time baseline of `make bench`).
 INGEST_BATCH_SIZE = env_int("INGEST_BATCH_SIZE", 1000)
 CELERY_BEAT_SCHEDULE = {

@@ -86,6 +86,52 @@ def _signal_group(child: subprocess.Popen, sig: int) -> None:
         os.killpg(child.pid, sig)
 
 
+def process_commands(*, host: str, port: int) -> dict[str, list[str]]:
+    """The processes of a running Tally: the web server, a Celery worker and Celery beat. `make run` and
+    `make bench` (which measures exactly this layout) both start these."""
+    python = sys.executable
+    return {
+        "web": [
+            python,
+            "-m",
+            "gunicorn",
+            "config.wsgi:application",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            os.environ.get("WEB_CONCURRENCY", "2"),
+            "--threads",
+            os.environ.get("WEB_THREADS", "4"),
+            "--graceful-timeout",
+            "4",
+            "--access-logfile",
+            "-",
+        ],
+        "worker": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            os.environ.get("CELERY_CONCURRENCY", "2"),
+        ],
+        "beat": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "beat",
+            "--loglevel",
+            "INFO",
+        ],
+    }
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
@@ -101,41 +147,7 @@ def main() -> int:
     call_command("demo")
 
     env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "REDIS_URL": settings.REDIS_URL}
-    python = sys.executable
-    supervisor = Supervisor(
-        {
-            "web": [
-                python,
-                "-m",
-                "gunicorn",
-                "config.wsgi:application",
-                "--bind",
-                f"{host}:{port}",
-                "--workers",
-                os.environ.get("WEB_CONCURRENCY", "2"),
-                "--threads",
-                "4",
-                "--graceful-timeout",
-                "4",
-                "--access-logfile",
-                "-",
-            ],
-            "worker": [
-                python,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--concurrency",
-                os.environ.get("CELERY_CONCURRENCY", "2"),
-            ],
-            "beat": [python, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO"],
-        },
-        env,
-    )
+    supervisor = Supervisor(process_commands(host=host, port=port), env)
 
     def on_signal(signum, frame):
         print("\nStopping Tally...", file=sys.stderr, flush=True)

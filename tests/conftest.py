@@ -5,11 +5,16 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
+from loyalty.authentication import ApiKeyRateThrottle, _recent_keys
+
 
 @pytest.fixture(autouse=True)
 def _clean_redis():
-    """Each test starts with an empty test cache database (locks, counters, throttles)."""
+    """Each test starts with an empty test cache database (locks, counters, throttles), and no API key
+    remembered by this process."""
     cache.clear()
+    _recent_keys.clear()
+    ApiKeyRateThrottle._leases.clear()
     yield
 
 

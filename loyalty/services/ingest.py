@@ -316,7 +316,7 @@ def events_accept(*, brand: Brand, items: Sequence[CleanEvent]) -> list[Accepted
             else:
                 answers[index] = _collision(row, by_key, by_order)
         if inserted:
-            transaction.on_commit(lambda: notify.brand_wake(brand.pk))
+            transaction.on_commit(lambda: notify.brand_wake_soon(brand.pk))
     return answers  # type: ignore[return-value] - every slot is filled
 
 

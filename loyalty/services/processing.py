@@ -42,6 +42,10 @@ logger = logging.getLogger(__name__)
 # A brand's drain hands its worker back after this long, and queues itself to go on: one busy brand
 # never keeps the workers from the others for long.
 DRAIN_BUDGET_SECONDS = 20.0
+# When events trickle in (a batch came out small but more are arriving), wait this long before the next
+# claim: a batch has a fixed cost (a dozen statements), and 20 batches of 50 cost less than 1,000 of 1.
+# It is also the most it adds to an event's time to its outcome.
+LINGER_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,11 @@ def brand_events_drain(*, brand_id: int, batch_size: int | None = None) -> int:
 
                     events_process_task.delay(brand_id)
                     return total
-                if processed < batch_size and not notify.wake_flag_set(brand_id):
-                    break
+                if processed < batch_size:
+                    if not notify.wake_flag_set(brand_id):
+                        break
+                    if processed < batch_size // 10:
+                        time.sleep(LINGER_SECONDS)
         # Let go of the brand, then look once more: an accept that came after our last look and found
         # our lock taken (its task gave up) left the flag for us.
         if not notify.wake_flag_set(brand_id):

@@ -96,11 +96,39 @@ def test_a_revoked_key_is_401(coffee_api):
     assert_error(coffee_api.get("/api/v1/members", {"email": "x@example.com"}), 401, "not_authenticated")
 
 
+def test_a_key_revoked_after_use_is_refused_once_the_cache_time_is_over(coffee_api, settings):
+    assert coffee_api.get("/api/v1/members", {"email": "x@example.com"}).status_code == 200
+    coffee_api.api_key.revoked = True
+    coffee_api.api_key.save(update_fields=["revoked"])
+    settings.API_KEY_CACHE_SECONDS = 0  # as if the few seconds a process trusts a checked key had passed
+    assert_error(coffee_api.get("/api/v1/members", {"email": "x@example.com"}), 401, "not_authenticated")
+
+
 def test_throttling_per_key_answers_429(coffee_api, settings):
     settings.API_THROTTLE_RATE = "3/min"
     codes = [coffee_api.get("/api/v1/members", {"email": "x@example.com"}).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     assert coffee_api.get("/api/v1/members", {"email": "x@example.com"}).json()["error"]["code"] == "throttled"
+
+
+def test_the_throttle_admits_exactly_the_rate_though_a_process_takes_tokens_ten_at_a_time(coffee_api, settings):
+    from types import SimpleNamespace
+
+    from django_redis import get_redis_connection
+
+    from loyalty.authentication import ApiKeyRateThrottle
+
+    settings.API_THROTTLE_RATE = "1000/day"  # tokens taken 10 at a time; refilling far too slowly to matter here
+    request = SimpleNamespace(auth=coffee_api.api_key)
+    # Another process took 300 tokens of the shared bucket in Redis...
+    granted, _ = get_redis_connection("default").register_script(ApiKeyRateThrottle._SCRIPT)(
+        keys=[f"tally:throttle:api_key:{coffee_api.api_key.pk}"], args=[1000, 1000 / 86400, 300]
+    )
+    assert granted == 300
+    # ...so this one gets the other 700, and not one more.
+    throttle = ApiKeyRateThrottle()
+    assert sum(throttle.allow_request(request, None) for _ in range(800)) == 700
+    assert throttle.wait() > 0
 
 
 def test_members_lookup_is_a_list_and_empty_when_unknown(coffee_api):

@@ -1,0 +1,119 @@
+"""`make bench`: Tally measured as a user runs it, every figure a ratio against a baseline of the same run.
+
+    python -m config.bench                   everything (about 10 minutes)
+    python -m config.bench --only single     some sections: single, e2e, redeem, heartbeat, reads
+    python -m config.bench --seconds 20      shorter sustained runs (the targets speak of 60 s)
+
+It creates a throwaway database (dropped at the end, also on failure or Ctrl-C), starts the processes
+`make run` starts (gunicorn, a Celery worker, beat: config.supervisor.process_commands) against it and
+against Redis databases of its own, and loads them over HTTP from this process (wrk for high request
+rates, a Python client for the batch endpoint). The machine is shared and noisy: each target is a
+ratio to something measured in the same run, and the run says which targets it met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m config.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", help="comma-separated sections: single, e2e, redeem, heartbeat, reads")
+    parser.add_argument("--seconds", type=int, default=60, help="length of the sustained end-to-end run")
+    parser.add_argument("--short", type=int, default=15, help="length of each rate measurement")
+    args = parser.parse_args()
+    sections = set(args.only.split(",")) if args.only else {"single", "e2e", "redeem", "heartbeat", "reads"}
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    from config.bench import ingest
+    from config.bench.report import Report
+    from config.bench.server import Server, free_port
+    from ledger.management.commands.ledger_bench import _throwaway_database
+
+    report = Report(machine=_machine())
+    print(f"Tally bench on {report.machine}", flush=True)
+    started = time.monotonic()
+    logs = Path(tempfile.mkdtemp(prefix="tally-bench-logs-"))
+    try:
+        if sections & {"single", "e2e", "redeem", "heartbeat"}:
+            with _throwaway_database(f"tally_bench_{os.getpid()}", sys.stdout):
+                brand = ingest.brand_seed()
+                keys = ingest.api_keys(brand, 40)
+                with Server(port=free_port(), log_dir=logs) as server:
+                    print(f"server up at {server.base} (logs: {logs})", flush=True)
+                    if "single" in sections:
+                        _single(report, server, brand, keys, args)
+                    if "e2e" in sections:
+                        _end_to_end(report, server, brand, keys, args)
+                    if "redeem" in sections:
+                        from config.bench import redeem
+
+                        redeem.run(report, server, seconds=args.short)
+                    if "heartbeat" in sections:
+                        from config.bench import heartbeat
+
+                        heartbeat.run(report, server, seconds=args.short)
+        if "reads" in sections:
+            print("\nbalance reads (ledger_bench: 1,000 entries, then 1,000,000):", flush=True)
+            call_command("ledger_bench", transactions=2000, fill=1_000_000, workers=2)
+    finally:
+        print(f"\n{report.render()}\nwhole run: {time.monotonic() - started:.0f} s", flush=True)
+    return 0 if report.all_met else 1
+
+
+def _single(report, server, brand, keys, args) -> None:
+    from config.bench import ingest
+
+    print("\nsingle-event endpoint vs GET /api/v1/time...", flush=True)
+    accepted, floor, detail = ingest.single_endpoint(server, keys, seconds=args.short)
+    print(f"  {detail}", flush=True)
+    ingest.wait_processed(brand, timeout=600)
+    report.ratio("POST /api/v1/events accepted / GET /api/v1/time", accepted, floor, target=0.5, unit="req/s")
+
+
+def _end_to_end(report, server, brand, keys, args) -> None:
+    from config.bench import ingest
+
+    print(f"\nend to end, batched: batches of 1,000 for {args.seconds} s...", flush=True)
+    batched = ingest.end_to_end_batched(server, brand, keys[0], seconds=args.seconds)
+    print(f"  {batched.rate:,.0f} events/s: {batched.detail}", flush=True)
+    report.absolute("end to end, batched (events/s, HTTP to ledger)", batched.rate, target=5000, unit="events/s")
+
+    print("\nend to end, one at a time (batch size 1, the same code)...", flush=True)
+    one = ingest.end_to_end_one_by_one(server, brand, keys, seconds=args.short)
+    print(f"  {one.rate:,.0f} events/s: {one.detail}", flush=True)
+    report.ratio("end to end, batched / batch size 1", batched.rate, one.rate, target=10, unit="events/s")
+
+    problems = ingest.books_check(brand)
+    verdict = "; ".join(problems) or "every event processed once, reconcile and verify_ledger clean"
+    print(f"\nbooks after the ingest runs: {verdict}", flush=True)
+    report.check("ingest: 0 lost, 0 doubled, reconcile and verify_ledger clean", not problems, "; ".join(problems))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
