@@ -31,7 +31,9 @@ def bulk_cursor() -> Iterator[psycopg.Cursor]:
     """A psycopg cursor with server-side binding on Django's current connection (and transaction), whose
     statements are prepared."""
     connection.ensure_connection()
-    with _PreparingCursor(connection.connection) as cursor:
+    # Django's error classes (IntegrityError, OperationalError...), as from its own cursors: callers and
+    # retry policies catch those.
+    with connection.wrap_database_errors, _PreparingCursor(connection.connection) as cursor:
         yield cursor
 
 

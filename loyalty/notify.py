@@ -129,15 +129,18 @@ def event_wait(event_id: int, *, seconds: float, is_done) -> None:
     """Block until the processor says `event_id` is done or `seconds` pass. `is_done()` re-reads the event
     after registering as a waiter, so an event processed in between is not waited for."""
     deadline = time.monotonic() + seconds
+    done_key = DONE_KEY.format(event_id=event_id)
     try:
         client = _redis()
         client.set(WAITING_KEY.format(event_id=event_id), 1, ex=WAIT_TTL_SECONDS)
         if is_done():
             return
-        left = deadline - time.monotonic()
-        if left > 0:
-            # BLPOP's timeout is in seconds, with sub-second precision since Redis 6.
-            client.blpop([DONE_KEY.format(event_id=event_id)], timeout=max(0.01, left))
+        while (left := deadline - time.monotonic()) > 0:
+            # In slices under the client's socket timeout (a blocking read longer than it fails).
+            if client.blpop([done_key], timeout=min(left, 1.0)):
+                # Several requests may wait for one event (retries of one purchase): pass it on.
+                client.pipeline(transaction=False).rpush(done_key, 1).expire(done_key, WAIT_TTL_SECONDS).execute()
+                return
         return
     except RedisError:
         logger.warning("Redis is away: waiting for event %s by polling", event_id)

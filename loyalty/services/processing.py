@@ -74,14 +74,14 @@ def brand_events_drain(*, brand_id: int, batch_size: int | None = None) -> int:
                 return total
             while True:
                 notify.wake_flag_take(brand_id)
-                processed = events_process_batch(brand_id=brand_id, limit=batch_size)
+                processed, more = events_process_batch(brand_id=brand_id, limit=batch_size)
                 total += processed
                 if time.monotonic() - started > DRAIN_BUDGET_SECONDS:
                     from loyalty.tasks import events_process_task
 
                     events_process_task.delay(brand_id)
                     return total
-                if processed < batch_size:
+                if not more:
                     if not notify.wake_flag_set(brand_id):
                         break
                     if processed < batch_size // 10:
@@ -92,7 +92,8 @@ def brand_events_drain(*, brand_id: int, batch_size: int | None = None) -> int:
             return total
 
 
-def _claim(brand_id: int, limit: int) -> list[_Claimed]:
+def _claim(brand_id: int, limit: int) -> tuple[list[_Claimed], bool]:
+    """The brand's oldest pending events, at most `limit`, and whether more may be pending behind them."""
     rows = (
         Event.objects.filter(brand_id=brand_id, status=Event.Status.PENDING)
         .order_by("id")
@@ -103,17 +104,18 @@ def _claim(brand_id: int, limit: int) -> list[_Claimed]:
     ids = set()
     for index, event in enumerate(claimed):
         if event.refund_of_id in ids:
-            return claimed[:index]
+            return claimed[:index], True
         ids.add(event.id)
-    return claimed
+    return claimed, len(claimed) == limit
 
 
-def events_process_batch(*, brand_id: int, limit: int) -> int:
+def events_process_batch(*, brand_id: int, limit: int) -> tuple[int, bool]:
     """Process up to `limit` of the brand's oldest pending events in one database transaction.
-    Returns how many it processed (0: none were pending)."""
-    claimed = _claim(brand_id, limit)
+    Returns how many it took (0: none were pending) and whether more may be pending (the batch was full,
+    or stopped before a refund of a purchase in it)."""
+    claimed, more = _claim(brand_id, limit)
     if not claimed:
-        return 0
+        return 0, False
     brand = Brand.objects.get(pk=brand_id)
     refs = [(event.email, event.external_id) for event in claimed if event.membership_id is None]
     resolved = memberships_resolve(brand=brand, refs=refs) if refs else {}
@@ -124,7 +126,7 @@ def events_process_batch(*, brand_id: int, limit: int) -> int:
         notify.events_done([event if isinstance(event, int) else event.pk for event in processed])
         if events_processed.has_listeners(Event) and not isinstance(processed[0], int):
             events_processed.send(sender=Event, events=processed)
-    return len(claimed)
+    return len(claimed), more
 
 
 def _process_locked(
