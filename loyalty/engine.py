@@ -173,10 +173,9 @@ def month_floor_back(now: dt.datetime, zone: zoneinfo.ZoneInfo, months: int) -> 
     return first
 
 
-def qualifying_points(program: Program, member: MemberState, now: dt.datetime) -> int:
-    """Points earned in the program's tier window (the current month included), from the buckets."""
-    first = month_floor_back(now, program.zone, program.tier_window_months)
-    current = month_floor(now, program.zone)
+def qualifying_points(member: MemberState, window: tuple[dt.date, dt.date]) -> int:
+    """Points earned in the tier window (its first and last month, the current one), from the buckets."""
+    first, current = window
     return sum(points for month, points in member.buckets.items() if first <= month <= current)
 
 
@@ -216,7 +215,9 @@ def _add(mapping: dict, key, value) -> None:
     mapping[key] = mapping.get(key, 0) + value
 
 
-def _award(program: Program, event: EventIn, member: MemberState, decision: Decision, now: dt.datetime) -> Outcome:
+def _award(
+    program: Program, event: EventIn, member: MemberState, decision: Decision, window: tuple[dt.date, dt.date]
+) -> Outcome:
     reason = _rejection(program, event, member)
     if reason:
         return Outcome(event.id, member.membership_id, REJECTED, reason)
@@ -241,7 +242,7 @@ def _award(program: Program, event: EventIn, member: MemberState, decision: Deci
         _add(member.buckets, month, points)
         _add(decision.buckets, (member.membership_id, month), points)
         # The event that crosses a threshold has earned at the old rate (above); the next one gets the new.
-        qualifying = qualifying_points(program, member, now)
+        qualifying = qualifying_points(member, window)
         best = next((t for t in reversed(program.tiers) if t.threshold <= qualifying), None)
         if best is not None and (tier is None or best.rank > tier.rank):
             member.tier_id = best.id
@@ -303,6 +304,7 @@ def decide(
     purchase and its refund in one batch.
     """
     decision = Decision()
+    window = (month_floor_back(now, program.zone, program.tier_window_months), month_floor(now, program.zone))
     for event in events:
         if event.rejection is not None or event.membership_id is None:
             decision.outcomes.append(Outcome(event.id, event.membership_id, REJECTED, event.rejection or "no_member"))
@@ -314,5 +316,5 @@ def decide(
                 raise ValueError(f"refund {event.id}: its purchase must be processed before it")
             decision.outcomes.append(_refund(program, event, member, purchase, decision))
         else:
-            decision.outcomes.append(_award(program, event, member, decision, now))
+            decision.outcomes.append(_award(program, event, member, decision, window))
     return decision
