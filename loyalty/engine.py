@@ -50,14 +50,11 @@ class RuleSpec:
     cap_per_month: int | None
     active_from: dt.datetime | None
     active_until: dt.datetime | None
+    caps: dict[str, int] = field(init=False)  # period -> cap, only the periods that have one
 
-    @property
-    def caps(self) -> dict[str, int]:
-        return {
-            period: cap
-            for period, cap in (("day", self.cap_per_day), ("week", self.cap_per_week), ("month", self.cap_per_month))
-            if cap
-        }
+    def __post_init__(self) -> None:
+        periods = (("day", self.cap_per_day), ("week", self.cap_per_week), ("month", self.cap_per_month))
+        object.__setattr__(self, "caps", {period: cap for period, cap in periods if cap})
 
 
 @dataclass(frozen=True, slots=True)

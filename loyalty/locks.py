@@ -96,8 +96,8 @@ class LockedMembership:
 
 
 @dataclass(slots=True)
-class LockedEvent:
-    """What the processor reads of a locked event row (a batch locks a thousand: no model instances)."""
+class EventRow:
+    """What the processor reads of an event row (a batch reads a thousand: no model instances)."""
 
     id: int
     status: str
@@ -129,19 +129,27 @@ def memberships_lock_rows(membership_ids: Iterable[int]) -> dict[int, LockedMemb
     return {row[0]: LockedMembership(*row) for row in rows}
 
 
-_EVENT_FIELDS = [field.name for field in dataclasses.fields(LockedEvent)]
+_EVENT_COLUMNS = ["pk" if field.name == "id" else field.name for field in dataclasses.fields(EventRow)]
 
 
-def events_lock_rows(event_ids: Iterable[int], purchase_ids: Iterable[int] = ()) -> dict[int, LockedEvent]:
-    """Event rows (a batch, and the purchases its refunds undo) locked, in id order."""
-    ids = sorted({*event_ids, *purchase_ids})
+def events_read(event_ids: Iterable[int]) -> dict[int, EventRow]:
+    """A batch's event rows, not locked: locking a thousand rows costs a write each, and the processor's
+    UPDATE of them is the fence (it only moves rows still pending, and the batch rolls back unless it
+    moved every one)."""
+    rows = Event.objects.filter(pk__any=sorted(set(event_ids))).values_list(*_EVENT_COLUMNS)
+    return {row[0]: EventRow(*row) for row in rows}
+
+
+def events_lock_rows(event_ids: Iterable[int]) -> dict[int, EventRow]:
+    """Event rows locked, in id order: the purchases a batch's refunds undo (their refunded totals are
+    read, then written)."""
     rows = (
         Event.objects.select_for_update(of=("self",))
-        .filter(pk__any=ids)
+        .filter(pk__any=sorted(set(event_ids)))
         .order_by("pk")
-        .values_list(*["pk" if name == "id" else name for name in _EVENT_FIELDS])
+        .values_list(*_EVENT_COLUMNS)
     )
-    return {row[0]: LockedEvent(*row) for row in rows}
+    return {row[0]: EventRow(*row) for row in rows}
 
 
 def balances_lock(account_ids: Iterable[int]) -> dict[int, BalanceHead]:

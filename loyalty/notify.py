@@ -148,22 +148,31 @@ def event_wait(event_id: int, *, seconds: float, is_done) -> None:
         time.sleep(0.05)
 
 
+_DONE_SCRIPT = """
+-- KEYS: waiting key 1, done key 1, waiting key 2, done key 2, ...; ARGV[1]: the done keys' TTL
+local woken = 0
+for i = 1, #KEYS, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('RPUSH', KEYS[i + 1], 1)
+    redis.call('EXPIRE', KEYS[i + 1], ARGV[1])
+    woken = woken + 1
+  end
+end
+return woken
+"""
+
+
 def events_done(event_ids: Iterable[int]) -> None:
-    """Tell the waiters of these events (if any) that they are processed. Call after the commit."""
-    ids = list(event_ids)
-    if not ids:
+    """Tell the waiters of these events (if any) that they are processed. Call after the commit.
+
+    One script call: Redis itself looks up which of a batch's thousand events anyone waits for."""
+    keys = []
+    for event_id in event_ids:
+        keys += [WAITING_KEY.format(event_id=event_id), DONE_KEY.format(event_id=event_id)]
+    if not keys:
         return
     try:
         client = _redis()
-        waiting = client.mget([WAITING_KEY.format(event_id=event_id) for event_id in ids])
-        waited = [event_id for event_id, flag in zip(ids, waiting, strict=True) if flag is not None]
-        if not waited:
-            return
-        pipe = client.pipeline(transaction=False)
-        for event_id in waited:
-            key = DONE_KEY.format(event_id=event_id)
-            pipe.rpush(key, 1)
-            pipe.expire(key, WAIT_TTL_SECONDS)
-        pipe.execute()
+        client.register_script(_DONE_SCRIPT)(keys=keys, args=[WAIT_TTL_SECONDS])
     except RedisError:
-        logger.warning("Redis is away: waiters of %d events fall back to polling", len(ids))
+        logger.warning("Redis is away: waiters of %d events fall back to polling", len(keys) // 2)

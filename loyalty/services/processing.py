@@ -138,12 +138,12 @@ def _process_locked(
     memberships = locks.memberships_lock_rows(membership_ids)
     wallets = _wallets_ensure(brand, memberships)
 
-    purchase_ids = {event.refund_of_id for event in claimed if event.refund_of_id is not None}
-    rows = locks.events_lock_rows([event.id for event in claimed], purchase_ids)
+    rows = locks.events_read([event.id for event in claimed])
     events = [rows[event.id] for event in claimed if event.id in rows and rows[event.id].status == "pending"]
     if not events:
         return []
-    purchases = {pk: rows[pk] for pk in purchase_ids if pk in rows}
+    purchase_ids = {event.refund_of_id for event in events if event.refund_of_id is not None}
+    purchases = locks.events_lock_rows(purchase_ids) if purchase_ids else {}
 
     program = _program(brand)
     issuance = brand_account(brand=brand, kind=Account.Kind.ISSUANCE)
@@ -267,7 +267,7 @@ def _members_state(program, memberships, wallets, heads, events, now) -> dict[in
     return members
 
 
-def _purchase_state(purchase: locks.LockedEvent) -> engine.PurchaseState:
+def _purchase_state(purchase: locks.EventRow) -> engine.PurchaseState:
     return engine.PurchaseState(
         event_id=purchase.id,
         membership_id=purchase.membership_id,
