@@ -16,6 +16,10 @@ from collections.abc import Iterable
 GENESIS_HASH = "0" * 64
 
 
+# How json.dumps(..., ensure_ascii=False) writes one string, quotes included (the C function it uses).
+_json_string = json.encoder.encode_basestring
+
+
 def _canonical(value: object) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode()
 
@@ -37,8 +41,11 @@ def content_hash(*, kind: str, entries: Iterable[tuple[str, int]], reverses_id: 
     Memo and metadata are left out on purpose: a retry that carries a fresh timestamp or a reworded
     memo is still the same request, and must return the original rather than conflict.
     """
-    payload = [kind, sorted([code, int(amount)] for code, amount in entries), reverses_id]
-    return hashlib.sha256(_canonical(payload)).hexdigest()
+    # The bytes of _canonical([kind, sorted([code, amount], ...), reverses_id]), written out directly
+    # (tests/ledger/test_hashing.py holds them equal): every posting of a batch computes one.
+    pairs = ",".join(f"[{_json_string(code)},{amount}]" for code, amount in sorted((c, int(a)) for c, a in entries))
+    text = f"[{_json_string(kind)},[{pairs}],{'null' if reverses_id is None else int(reverses_id)}]"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def entry_hash(
@@ -62,6 +69,14 @@ def entry_hash(
 
 
 def entry_digest(*, idempotency_key: str, account_code: str, amount: int, seq: int, moment: str, prev_hash: str) -> str:
-    """entry_hash with the time already in canonical form (a batch of entries shares one moment)."""
-    payload = [idempotency_key, account_code, int(amount), int(seq), moment, prev_hash]
-    return hashlib.sha256(_canonical(payload)).hexdigest()
+    """entry_hash with the time already in canonical form (a batch of entries shares one moment).
+
+    The bytes hashed are exactly _canonical([idempotency_key, account_code, amount, seq, moment, prev_hash]),
+    written out directly: a batch hashes thousands of entries, and this is several times quicker than
+    building the list and running the generic encoder (tests/ledger/test_hashing.py holds them equal).
+    """
+    text = (
+        f"[{_json_string(idempotency_key)},{_json_string(account_code)},{int(amount)},{int(seq)},"
+        f"{_json_string(moment)},{_json_string(prev_hash)}]"
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
