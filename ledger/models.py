@@ -78,9 +78,15 @@ class Transaction(models.Model):
 class Entry(models.Model):
     """One signed amount on one account: positive credits the account, negative debits it."""
 
-    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="entries")
+    # No FOREIGN KEY constraints on these two: they cost a check per row at commit, four per posting, and
+    # the ledger's statement-level trigger checks every new entry's transaction and account at once
+    # (migrations/0005_entry_references_checked_per_statement.py). Neither can vanish: transactions are
+    # append-only and accounts are never deleted (both refused by the database).
+    transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="entries", db_constraint=False)
     # No separate index: the unique (account, seq) index below serves every lookup by account.
-    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="entries", db_index=False)
+    account = models.ForeignKey(
+        Account, on_delete=models.PROTECT, related_name="entries", db_index=False, db_constraint=False
+    )
     amount = models.BigIntegerField()
     # Position in the account's chain, 1, 2, 3... without gaps. Statements page on it, so a page
     # boundary stays put while new entries arrive, and the hash chain is walked in this order.

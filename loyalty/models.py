@@ -371,8 +371,17 @@ class Event(models.Model):
     tier_name = models.CharField(max_length=60, blank=True, default="", db_default="", help_text="Tier when processed.")
     multiplier = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
     balance_after = models.BigIntegerField(null=True, blank=True)
+    # No FOREIGN KEY constraint: the processor sets it to a transaction it posted in the same database
+    # transaction, and ledger transactions are never deleted; the constraint would cost a check per event
+    # at every batch's commit.
     ledger_transaction = models.ForeignKey(
-        "ledger.Transaction", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+        "ledger.Transaction",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     created_at = models.DateTimeField(auto_now_add=True, db_default=Now())
     processed_at = models.DateTimeField(null=True, blank=True)

@@ -142,6 +142,19 @@ def test_entries_added_later_to_an_old_transaction_must_still_balance_it(issuanc
     assert Entry.objects.filter(transaction=posted).count() == 2
 
 
+def test_an_entry_naming_an_account_or_transaction_that_does_not_exist_is_refused(issuance, wallet, posted):
+    with pytest.raises(IntegrityError, match="does not exist"), transaction.atomic():
+        _insert_transaction("ghost", [(issuance.pk, -10, 99), (wallet.pk + 10_000, 10, 1)])
+    with pytest.raises(IntegrityError, match="does not exist"), transaction.atomic():
+        _insert_entries(posted.pk + 10_000, [(wallet.pk, 1, 9)])
+    assert not Transaction.objects.filter(idempotency_key="ghost").exists()
+
+
+def test_accounts_are_never_deleted(wallet):
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        _sql("DELETE FROM ledger_account WHERE id = %s", [wallet.pk])
+
+
 def test_a_balanced_transaction_written_in_raw_sql_is_accepted(issuance, wallet):
     txn = _insert_transaction("raw", [(issuance.pk, -10, 1), (wallet.pk, 10, 1)])
     assert Entry.objects.filter(transaction_id=txn).count() == 2
@@ -169,13 +182,14 @@ def scratch_ledger_db():
             with psycopg.connect(**server, dbname=name, autocommit=True) as scratch:
                 scratch.execute(schema.getvalue())
                 scratch.execute(importlib.import_module("ledger.migrations.0002_invariants").FORWARD)
-                scratch.execute(importlib.import_module("ledger.migrations.0003_entries_checked_per_statement").FORWARD)
+                for migration in ("0003_entries_checked_per_statement", "0005_entry_references_checked_per_statement"):
+                    scratch.execute(importlib.import_module(f"ledger.migrations.{migration}").FORWARD)
                 yield scratch
         finally:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.mark.parametrize("table", ["ledger_entry", "ledger_transaction", "ledger_reconciliationfix"])
+@pytest.mark.parametrize("table", ["ledger_entry", "ledger_transaction", "ledger_reconciliationfix", "ledger_account"])
 def test_truncate_is_refused_outside_test_databases(scratch_ledger_db, table):
     with pytest.raises(psycopg.errors.RestrictViolation, match=r"TRUNCATE on \w+ is refused"):
         scratch_ledger_db.execute(f"TRUNCATE {table} CASCADE")
