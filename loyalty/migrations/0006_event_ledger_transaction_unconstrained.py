@@ -5,16 +5,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ledger', '0005_entry_references_checked_per_statement'),
-        ('loyalty', '0005_hot_rows_fillfactor'),
+        ("ledger", "0005_entry_references_checked_per_statement"),
+        ("loyalty", "0005_hot_rows_fillfactor"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='event',
-            name='ledger_transaction',
-            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='ledger.transaction'),
+            model_name="event",
+            name="ledger_transaction",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to="ledger.transaction",
+            ),
         ),
     ]
