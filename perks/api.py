@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -12,11 +10,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from loyalty.api import BrandApiView, error_responses
-from loyalty.selectors import membership_balance, membership_list_for_brand
+from loyalty.locks import MemberRef
+from loyalty.selectors import membership_balance
 from loyalty.serializers import MemberRefSerializer
+from loyalty.services.idempotency import request_fingerprint
 from perks.models import Perk, Redemption
 from perks.selectors import perk_list_active, perk_refusal
-from perks.services import perk_redeem, redemption_cancel, voucher_consume
+from perks.services import RedeemNotFoundError, perk_redeem_request, redemption_cancel, voucher_consume
 
 
 class RedemptionInputSerializer(serializers.Serializer):
@@ -147,19 +147,23 @@ class RedemptionCollection(BrandApiView):
         serializer = RedemptionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        membership = membership_list_for_brand(
-            brand=self.brand, email=data["member"].get("email"), external_id=data["member"].get("external_id")
-        ).first()
-        perk = Perk.objects.filter(brand=self.brand, pk=data["perk"]).first()
-        if membership is None or perk is None:
-            raise Http404("No such member." if membership is None else "No such perk.")
         key = self.idempotency_key(request)
-
-        def handler() -> tuple[int, dict]:
-            result = perk_redeem(membership=membership, perk=perk, request_key=key or f"api:{uuid.uuid4().hex}")
-            return 201, redemption_out(result.redemption, result.balance)
-
-        return self.answer(request, key, handler)
+        fingerprint = request_fingerprint(method=request.method, path=request.path, body=request.data) if key else None
+        try:
+            answer = perk_redeem_request(
+                brand=self.brand,
+                member=MemberRef(email=data["member"].get("email"), external_id=data["member"].get("external_id")),
+                perk_id=data["perk"],
+                key=key,
+                fingerprint=fingerprint,
+                render=redemption_out,
+            )
+        except RedeemNotFoundError as error:
+            raise Http404(error.message) from None
+        response = Response(answer.body, status=answer.status)
+        if answer.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
 
 
 class _BrandRedemptionView(BrandApiView):
