@@ -141,7 +141,10 @@ class MemberRef:
 
 
 # Each ref is resolved by the index that fits it (members' lower(email), the brand's external ids, the
-# primary key), then every membership found is locked in one statement, in id order.
+# primary key); then the memberships found are locked, in id order, by a scan of the membership table
+# alone. Not by a join: when a row it locks was updated meanwhile, PostgreSQL re-checks the row against
+# the query (EvalPlanQual), and a join with a CTE or unnest() can then drop the row from the result
+# (PostgreSQL 16 did, under load). `= ANY(ARRAY(...))` is computed once, before any row is locked.
 _MEMBERSHIPS_BY_REF_SQL = f"""
     WITH ref AS (
         SELECT * FROM unnest(%b::int[], %b::bigint[], %b::text[], %b::text[]) AS r(n, membership_id, email, external_id)
@@ -159,10 +162,11 @@ _MEMBERSHIPS_BY_REF_SQL = f"""
           FROM ref JOIN {Membership._meta.db_table} ms ON ms.brand_id = %b AND ms.external_id = ref.external_id
          WHERE ref.membership_id IS NULL AND ref.email IS NULL
     )
-    SELECT found.n, ms.id, ms.status, ms.tier_id, ms.wallet_id
-      FROM found JOIN {Membership._meta.db_table} ms ON ms.id = found.id
+    SELECT ms.id, ms.status, ms.tier_id, ms.wallet_id, ARRAY(SELECT found.n FROM found WHERE found.id = ms.id)
+      FROM {Membership._meta.db_table} ms
+     WHERE ms.id = ANY(ARRAY(SELECT found.id FROM found))
      ORDER BY ms.id
-       FOR UPDATE OF ms
+       FOR UPDATE
 """  # noqa: S608 - only table names are formatted in
 
 
@@ -186,8 +190,9 @@ def memberships_lock_rows_by_ref(*, brand_id: int, refs: Sequence[MemberRef]) ->
     found: list[LockedMembership | None] = [None] * len(refs)
     with bulk_cursor() as cursor:
         cursor.execute(_MEMBERSHIPS_BY_REF_SQL, [*columns, brand_id, brand_id, brand_id], prepare=True)
-        for n, *row in cursor.fetchall():
-            found[n] = LockedMembership(*row)
+        for *row, refs in cursor.fetchall():
+            for n in refs:
+                found[n] = LockedMembership(*row)
     return found
 
 

@@ -2,20 +2,22 @@
 
 Every rule that protects points or stock is fenced in PostgreSQL, under the membership's row lock:
 - the wallet cannot go below zero: the ledger refuses the posting (its balance-row lock and CHECK);
-- stock cannot go below zero: a conditional update that takes at most what is left (django-oscar's
-  allocate), with a CHECK constraint behind it;
+- stock cannot go below zero: it is taken under the perk row's lock, never more than the row holds,
+  with a CHECK constraint behind it;
 - per-member limits are counted while the membership row is locked, so two redemptions of one member
   cannot both take the last allowed slot.
 
 Redemptions are made set-based (redemptions_make): a batch of requests is one database transaction of
 a fixed number of statements, whatever its size. Lock the membership rows (found by id, or by email /
 external id, in the same statement), read everything the rules need (claiming the API idempotency keys
-in the same statement), take the stock, lock the ledger's balance rows, post, insert the redemptions
-(with the API answers in the same statement). The perk row and the brand's redemptions account are
-the same for every redemption of a brand: each batch holds them for one commit, and the API batches
-the requests that arrive together in one process (perks.batching) so that they share that commit
-instead of queueing one by one on those rows. Concurrent requests of one member queue on the
-membership row; there is no Redis lock in front of it (the row lock is the fence anyway).
+in the same statement), lock the perks' rows, decide, lock the ledger's balance rows, post, insert the
+redemptions (with the stock they took and the API answers, in the same statement).
+
+The perk row and the brand's redemptions account are the same for every redemption of a brand: each
+batch holds them for one commit, and the API batches the requests that arrive together in one process
+(perks.batching) so that they share that commit instead of queueing one by one on those rows.
+Concurrent requests of one member queue on the membership row; there is no Redis lock in front of it
+(the row lock is the fence anyway).
 """
 
 from __future__ import annotations
@@ -185,25 +187,14 @@ class _Redo(Exception):
     """The batch cannot be decided as one: make its requests one by one."""
 
 
-_TAKE_STOCK_SQL = f"""
-    WITH want AS (
-        SELECT * FROM unnest(%b::bigint[], %b::bigint[]) AS w(id, n)
-    ), locked AS (
-        SELECT p.id, p.stock FROM {Perk._meta.db_table} p JOIN want ON want.id = p.id
-         WHERE p.stock IS NOT NULL
-         ORDER BY p.id
-           FOR NO KEY UPDATE OF p
-    )
-    UPDATE {Perk._meta.db_table} p
-       SET stock = p.stock - LEAST(locked.stock, want.n)
-      FROM locked JOIN want ON want.id = locked.id
-     WHERE p.id = locked.id
- RETURNING p.id, LEAST(locked.stock, want.n)
-"""  # noqa: S608 - only table names are formatted in
+# A scan of the perk table alone: a join (with unnest or a CTE) can lose rows that were updated
+# meanwhile when PostgreSQL re-checks them (see loyalty.locks).
+_LOCK_STOCK_SQL = f"""
+    SELECT id, stock FROM {Perk._meta.db_table} WHERE id = ANY(%b::bigint[]) ORDER BY id FOR NO KEY UPDATE
+"""  # noqa: S608 - only the table name is formatted in
 
-_GIVE_STOCK_SQL = f"UPDATE {Perk._meta.db_table} SET stock = stock + 1 WHERE id = %s AND stock IS NOT NULL"  # noqa: S608
-
-# The new redemptions, and the answers in the idempotency records the requests claimed, at once.
+# The new redemptions, the stock they took (of perk rows locked by _lock_stock), and the answers in
+# the idempotency records the requests claimed, at once.
 _WRITE_SQL = f"""
     WITH made AS (
         INSERT INTO {Redemption._meta.db_table}
@@ -213,6 +204,11 @@ _WRITE_SQL = f"""
                NULL, %b::timestamptz, NULL, NULL, ''
           FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::bigint[])
                AS v(id, membership_id, perk_id, cost, code, request_key, txn)
+    ), stock AS (
+        UPDATE {Perk._meta.db_table} p
+           SET stock = p.stock - t.n
+          FROM unnest(%b::bigint[], %b::bigint[]) AS t(id, n)
+         WHERE p.id = t.id AND p.stock IS NOT NULL
     )
     UPDATE {IdempotencyRecord._meta.db_table} AS rec
        SET state = %b::text, response_status = a.status, response_body = a.body::jsonb
@@ -247,9 +243,10 @@ class _Batch:
         with transaction.atomic():
             self._lock_members()
             live = [item for item in self.items if item.outcome is None]
+            if live:
+                self._read(live)
             accepted = self._decide(live) if live else []
             if accepted:
-                self._take_stock(accepted)
                 self._post(accepted)
             self._write(accepted)
         return [item.outcome for item in self.items]
@@ -266,7 +263,7 @@ class _Batch:
                 item.outcome = RedeemNotFoundError(message="No such member.")
         self.now = timezone.now()  # once the locks are held: the limits are counted for this moment
 
-    def _decide(self, live: list[_Item]) -> list[_Item]:
+    def _read(self, live: list[_Item]) -> None:
         reads = redeem_reads_get(
             brand=self.brand,
             queries=[
@@ -286,12 +283,26 @@ class _Batch:
             now=self.now,
         )
         self.redemptions_account_id = reads.redemptions_account_id
-        # What the requests before each one have taken, as the rules see it (the locks decide later).
+        for item, read in zip(live, reads.requests, strict=True):
+            item.read = read
+        self._lock_stock(
+            [
+                item.read.perk
+                for item in live
+                if item.read.perk is not None
+                and (item.request.key is None or item.read.claim_id is not None)
+                and item.read.existing_id is None
+            ]
+        )
+
+    def _decide(self, live: list[_Item]) -> list[_Item]:
+        """The rules, request after request, each seeing what the ones before it took: balances (as read;
+        the ledger's locks confirm them in _post), limits, and the stock (as locked)."""
         self.balances: dict[int | None, int] = {}
         taken: dict[tuple[int, int], Taken] = {}
         accepted, existing = [], []
-        for item, read in zip(live, reads.requests, strict=True):
-            item.read = read
+        for item in live:
+            read = item.read
             request, member, perk = item.request, item.member, read.perk
             if perk is None:
                 item.outcome = RedeemNotFoundError(message="No such perk.")
@@ -354,23 +365,19 @@ class _Batch:
 
     # --- writing ----------------------------------------------------------------------------------
 
-    def _take_stock(self, accepted: list[_Item]) -> None:
-        """Take the stock of the accepted requests' perks, each perk's row locked (in id order) and
-        decremented by what its requests want, never below zero."""
-        wanted = Counter(item.read.perk.id for item in accepted if item.read.perk.stock is not None)
-        if not wanted:
+    def _lock_stock(self, perks: list[PerkRow]) -> None:
+        """Lock the rows of the batch's perks that have a stock (in id order: the perk rows come after
+        the membership rows and before the ledger's), and decide on the stock they hold now. The
+        stock taken is written with the redemptions, at the end (_write)."""
+        limited = sorted({perk.id for perk in perks if perk.stock is not None})
+        if not limited:
             return
-        perk_ids = sorted(wanted)
         with bulk_cursor() as cursor:
-            cursor.execute(_TAKE_STOCK_SQL, [perk_ids, [wanted[perk_id] for perk_id in perk_ids]], prepare=True)
-            got = dict(cursor.fetchall())
-        short = [perk_id for perk_id in perk_ids if perk_id in got and got[perk_id] < wanted[perk_id]]
-        if short:
-            if len(self.items) > 1:
-                raise _Redo(f"stock of perks {short} ran out under the batch")
-            [item] = accepted
-            accepted.remove(item)
-            self._refuse(item, RedemptionRefusedError("out_of_stock", f"{item.read.perk.name} is sold out."))
+            cursor.execute(_LOCK_STOCK_SQL, [limited], prepare=True)
+            stock = dict(cursor.fetchall())
+        for perk in perks:
+            if perk.id in stock:
+                perk.stock = stock[perk.id]  # None if it was made unlimited meanwhile
 
     def _post(self, accepted: list[_Item]) -> None:
         """Lock the balance rows (the wallets and the brand's redemptions account, in id order), check
@@ -420,12 +427,9 @@ class _Batch:
             self._done(item, item.redemption, item.balance, created=True)
 
     def _refuse_insufficient(self, item: _Item, accepted: list[_Item], missing: int | None) -> None:
-        if len(self.items) > 1:
+        if len(self.items) > 1:  # what the requests after it were decided on is wrong too
             raise _Redo("a balance moved between the read and the lock")
         accepted.remove(item)
-        if item.read.perk.stock is not None:
-            with connection.cursor() as cursor:
-                cursor.execute(_GIVE_STOCK_SQL, [item.read.perk.id])
         self._refuse(item, _insufficient(missing))
 
     def _write(self, accepted: list[_Item]) -> None:
@@ -433,6 +437,7 @@ class _Batch:
         if not accepted and not answers:
             return
         made = [item.redemption for item in accepted]
+        taken = Counter(item.read.perk.id for item in accepted if item.read.perk.stock is not None)
         with bulk_cursor() as cursor:
             cursor.execute(
                 _WRITE_SQL,
@@ -447,6 +452,8 @@ class _Batch:
                     [redemption.code for redemption in made],
                     [redemption.request_key for redemption in made],
                     [redemption.ledger_transaction_id for redemption in made],
+                    list(taken),
+                    list(taken.values()),
                     IdempotencyRecord.State.DONE.value,
                     [item.read.claim_id for item in answers],
                     [item.stored[0] for item in answers],

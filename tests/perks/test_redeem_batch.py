@@ -1,18 +1,24 @@
 """Redemptions made as a batch (perks.services.redemptions_make): one transaction, decided in order."""
 
+import random
+import threading
+import time
 import uuid
 
 import pytest
 from django.core.management import call_command
+from django.db import connections, transaction
+from django.db.models import F
 
 from config.errors import ApplicationError
 from ledger.selectors import account_balance_get
+from loyalty import locks as loyalty_locks
 from loyalty.locks import MemberRef
-from loyalty.models import IdempotencyRecord, Membership
+from loyalty.models import IdempotencyRecord, Member, Membership
 from perks.api import redemption_out
 from perks.models import Perk, Redemption
 from perks.services import RedeemAnswer, RedeemRequest, RedeemResult, redemptions_make
-from tests.loyalty.factories import BrandFactory
+from tests.loyalty.factories import AdjustmentFactory, BrandFactory
 from tests.perks.factories import PerkFactory, funded_membership
 from tests.statements import statements_sent
 
@@ -175,3 +181,98 @@ def test_one_request_per_idempotency_key_in_a_batch():
     twice = RedeemRequest(MemberRef(membership_id=ann.pk), perk.pk, "k", key="k", fingerprint="h")
     with pytest.raises(ValueError, match="One request per idempotency key"):
         redemptions_make(brand=brand, requests=[twice, twice], render=redemption_out)
+
+
+def wait_until_blocked(timeout=10.0):
+    """Until another connection of this database waits for a lock (on a row's transaction)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # the view is read once per transaction otherwise
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.01)
+    raise AssertionError("nobody waited for the lock")
+
+
+def blocked_behind(update, call):
+    """call() in a thread, started while this thread's transaction has run update() and holds its rows;
+    this transaction commits once call() waits for them. Returns what call() returned (or raised)."""
+    result = []
+
+    def run():
+        try:
+            with transaction.atomic():
+                result.append(call())
+        except Exception as error:
+            result.append(error)
+        finally:
+            connections.close_all()
+
+    with transaction.atomic():
+        update()
+        thread = threading.Thread(target=run)
+        thread.start()
+        wait_until_blocked()
+    thread.join(timeout=30)
+    return result[0]
+
+
+def crowd(brand, size=1000):
+    """A brand of `size` members, their ids not in the order of their emails, their rows updated a few
+    times before (as members' rows are), the tables analyzed: what it took here for PostgreSQL 16 to
+    lose a row with a locking join."""
+    order = list(range(size))
+    random.Random(5).shuffle(order)
+    people = Member.objects.bulk_create(Member(email=f"c{n}@example.com") for n in order)
+    made = Membership.objects.bulk_create(Membership(member=person, brand=brand) for person in people)
+    with connections["default"].cursor() as cursor:
+        cursor.execute("ANALYZE loyalty_member, loyalty_membership, perks_perk")
+    for _ in range(3):
+        Membership.objects.filter(brand=brand).update(lifetime_redeemed=F("lifetime_redeemed") + 1)
+    by_email = {membership.member.email: membership for membership in made}
+    return [by_email[f"c{n}@example.com"] for n in range(size)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_memberships_updated_while_their_locks_are_awaited_are_all_locked():
+    """When a row it locks was updated meanwhile, PostgreSQL re-checks it against the statement
+    (EvalPlanQual): a locking statement that joined the memberships with a CTE lost such rows (404s
+    under load). They are locked by a scan of the membership table alone."""
+    brand = BrandFactory()
+    members = crowd(brand)
+    refs = [MemberRef(email=f"c{n}@example.com") for n in range(10)]
+
+    locked = blocked_behind(
+        lambda: Membership.objects.filter(pk__in=[members[n].pk for n in (0, 5, 9)]).update(
+            lifetime_redeemed=F("lifetime_redeemed")
+        ),
+        lambda: loyalty_locks.memberships_lock_rows_by_ref(brand_id=brand.pk, refs=refs),
+    )
+
+    assert [member.id if member else None for member in locked] == [members[n].pk for n in range(10)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_behind_another_redemption_of_its_perk_and_members_takes_the_stock_exactly():
+    brand = BrandFactory()
+    members = crowd(brand, size=200)[:12]
+    for member in members:
+        AdjustmentFactory(membership=member, points=100, reason="funds")
+    perk = PerkFactory(brand=brand, cost=5, stock=20)
+    requests = [RedeemRequest(MemberRef(membership_id=member.pk), perk.pk, f"r{n}") for n, member in enumerate(members)]
+
+    def another_redemption():
+        Membership.objects.filter(pk__in=[members[n].pk for n in (0, 5, 9, 11)]).update(
+            lifetime_redeemed=F("lifetime_redeemed")
+        )
+        Perk.objects.filter(pk=perk.pk).update(stock=F("stock") - 10)
+
+    outcomes = blocked_behind(another_redemption, lambda: redemptions_make(brand=brand, requests=requests))
+
+    assert [code(outcome) for outcome in outcomes] == ["ok"] * 10 + ["out_of_stock"] * 2
+    assert Perk.objects.get(pk=perk.pk).stock == 0
+    assert Redemption.objects.count() == 10
