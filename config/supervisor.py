@@ -114,7 +114,10 @@ def main() -> int:
                 "--workers",
                 os.environ.get("WEB_CONCURRENCY", "2"),
                 "--threads",
-                "4",
+                # Requests mostly wait (for PostgreSQL, Redis, or a batch of redemptions to commit):
+                # more threads than cores keep both cores busy, and let concurrent redemptions of a
+                # brand share one commit (perks.batching). Each thread holds a database connection.
+                os.environ.get("WEB_THREADS", "16"),
                 "--graceful-timeout",
                 "4",
                 "--access-logfile",
