@@ -55,7 +55,12 @@ def submit(*, group: Hashable, item: Any, key: Hashable | None, run: Callable[[S
             _leading.add(group)
     if not lead:
         if not ticket.done.wait(WAIT_SECONDS):
-            raise RuntimeError("A batch of redemptions did not finish in time.")
+            with _lock:
+                queue = _queues.get(group, [])
+                if ticket in queue and not ticket.lead:  # still waiting for a batch: give up
+                    queue.remove(ticket)
+                    raise RuntimeError("The redemptions before this one did not finish in time.")
+            ticket.done.wait()  # taken into a batch, or handed the lead, just now: see it through
         if not ticket.lead:
             return _outcome(ticket)
     _lead(group, run)

@@ -87,3 +87,23 @@ def test_a_failed_batch_fails_its_callers_and_the_next_batches_still_run():
 def test_groups_are_run_apart(group):
     results = submit_all(list(range(10)), lambda items: [(group, item) for item in items], group=group)
     assert results == [(group, n) for n in range(10)]
+
+
+def test_a_caller_that_waits_too_long_gives_up_and_the_group_goes_on(monkeypatch):
+    monkeypatch.setattr(batching, "WAIT_SECONDS", 0.05)
+    started = threading.Event()
+
+    def slow(items):
+        started.set()
+        time.sleep(0.3)
+        return ["slow"] * len(items)
+
+    first = threading.Thread(target=lambda: batching.submit(group="g", item=1, key=None, run=slow))
+    first.start()
+    started.wait(5)
+    with pytest.raises(RuntimeError, match="did not finish in time"):
+        batching.submit(group="g", item=2, key=None, run=slow)
+    first.join(5)
+
+    assert batching.submit(group="g", item=3, key=None, run=lambda items: ["next"] * len(items)) == "next"
+    assert batching._queues.get("g", []) == [] and batching._leading == set()
