@@ -1,7 +1,8 @@
-"""Row locks of the perks app. Callers hold the membership's locks first (loyalty.locks order):
-membership Redis lock -> membership row -> redemption row -> perk row (stock, by conditional update)
--> the ledger's balance rows. perk_redeem and redemption_cancel both touch the perk row before the
-ledger, so a redemption and a cancellation of the same perk cannot deadlock.
+"""Row locks of the perks app. The order, everywhere: the membership rows (loyalty.locks; a cancellation
+takes the membership's Redis lock before, a redemption does not) -> the redemption row -> the perk rows
+(a redemption locks them with SELECT ... FOR NO KEY UPDATE before deciding on their stock, a
+cancellation by its stock update) -> the ledger's balance rows. Redemptions and cancellations of the
+same perk both touch the perk row before the ledger, so they cannot deadlock.
 """
 
 from __future__ import annotations
