@@ -187,12 +187,6 @@ class _Redo(Exception):
     """The batch cannot be decided as one: make its requests one by one."""
 
 
-# A scan of the perk table alone: a join (with unnest or a CTE) can lose rows that were updated
-# meanwhile when PostgreSQL re-checks them (see loyalty.locks).
-_LOCK_STOCK_SQL = f"""
-    SELECT id, stock FROM {Perk._meta.db_table} WHERE id = ANY(%b::bigint[]) ORDER BY id FOR NO KEY UPDATE
-"""  # noqa: S608 - only the table name is formatted in
-
 # The new redemptions, the stock they took (of perk rows locked by _lock_stock), and the answers in
 # the idempotency records the requests claimed, at once.
 _WRITE_SQL = f"""
@@ -372,9 +366,7 @@ class _Batch:
         limited = sorted({perk.id for perk in perks if perk.stock is not None})
         if not limited:
             return
-        with bulk_cursor() as cursor:
-            cursor.execute(_LOCK_STOCK_SQL, [limited], prepare=True)
-            stock = dict(cursor.fetchall())
+        stock = locks.perks_lock_stock(limited)
         for perk in perks:
             if perk.id in stock:
                 perk.stock = stock[perk.id]  # None if it was made unlimited meanwhile
