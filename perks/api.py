@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
@@ -22,6 +26,36 @@ from perks.services import RedeemNotFoundError, perk_redeem_request, redemption_
 class RedemptionInputSerializer(serializers.Serializer):
     member = MemberRefSerializer()
     perk = serializers.IntegerField(min_value=1)
+
+
+def redemption_input(data) -> dict | None:
+    """What RedemptionInputSerializer(data=data).validated_data is, for the usual well-formed body, or
+    None: then the serializer validates it and words the errors. A serializer deep-copies its fields
+    each time it is made; on the redemption path that was a tenth of a request's CPU."""
+    if type(data) is not dict or data.keys() != {"member", "perk"}:
+        return None
+    member, perk = data["member"], data["perk"]
+    if type(perk) is not int or perk < 1 or type(member) is not dict or not member.keys() <= _MEMBER_KEYS.keys():
+        return None
+    ref = {}
+    for name, (limit, check) in _MEMBER_KEYS.items():
+        if name in member:
+            value = member[name]
+            if type(value) is not str or not (value := value.strip()) or len(value) > limit or _UNSAFE.search(value):
+                return None
+            if check is not None:
+                try:
+                    check(value)
+                except ValidationError:
+                    return None
+            ref[name] = value
+    return {"member": ref, "perk": perk} if ref else None
+
+
+# MemberRefSerializer's fields: (max_length, validator) of each, stripped and not blank; like any DRF
+# CharField they refuse NUL characters and lone surrogates.
+_MEMBER_KEYS = {"email": (254, validate_email), "external_id": (120, None)}
+_UNSAFE = re.compile("[\x00\ud800-\udfff]")
 
 
 class VoucherInputSerializer(serializers.Serializer):
@@ -144,9 +178,11 @@ class RedemptionCollection(BrandApiView):
         ],
     )
     def post(self, request: Request) -> Response:
-        serializer = RedemptionInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        data = redemption_input(request.data)
+        if data is None:
+            serializer = RedemptionInputSerializer(data=request.data)
+            serializer.is_valid(raise_exception=True)
+            data = serializer.validated_data
         key = self.idempotency_key(request)
         fingerprint = request_fingerprint(method=request.method, path=request.path, body=request.data) if key else None
         try:

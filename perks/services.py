@@ -60,6 +60,8 @@ from perks.selectors import (
 
 logger = logging.getLogger(__name__)
 
+BIGINT_MAX = 2**63 - 1
+
 
 class RedemptionRefusedError(ApplicationError):
     """422 with a reason: insufficient_points, out_of_stock, limit_reached, tier_required, not_available."""
@@ -139,6 +141,8 @@ def perk_redeem_request(
     Raises RedeemNotFoundError for an unknown member or perk, and the idempotency errors; none of them
     is stored under the key.
     """
+    if perk_id > BIGINT_MAX:  # no perk has such an id: it would not even fit the statement's parameters
+        raise RedeemNotFoundError(message="No such perk.")
     request = RedeemRequest(
         member, perk_id, key or f"api:{uuid.uuid4().hex}", brand_perks_only=True, key=key, fingerprint=fingerprint
     )

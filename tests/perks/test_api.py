@@ -217,3 +217,9 @@ def test_a_member_can_be_named_by_external_id(shop):
     )
     mismatch = {"member": {"email": "fan@example.com", "external_id": "C-43"}, "perk": perk.pk}
     assert client.post("/api/v1/redemptions", mismatch, format="json").status_code == 404
+
+
+def test_a_perk_id_beyond_any_id_is_404_not_a_crash(shop):
+    _, _, client = shop
+    body = {"member": {"email": "fan@example.com"}, "perk": 10**30}
+    assert client.post("/api/v1/redemptions", body, format="json", HTTP_IDEMPOTENCY_KEY="big").status_code == 404
