@@ -101,7 +101,10 @@ def process_commands(*, host: str, port: int) -> dict[str, list[str]]:
             "--workers",
             os.environ.get("WEB_CONCURRENCY", "2"),
             "--threads",
-            os.environ.get("WEB_THREADS", "4"),
+            # Requests mostly wait (for PostgreSQL, Redis, or a batch of redemptions to commit): more
+            # threads than cores keep both cores busy, and let concurrent redemptions of a brand share
+            # one commit (perks.batching). Each thread holds a database connection.
+            os.environ.get("WEB_THREADS", "16"),
             "--graceful-timeout",
             "4",
             "--access-logfile",

@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -22,10 +22,11 @@ from django.db import DatabaseError, connection
 from django_redis import get_redis_connection
 from redis.exceptions import LockError
 
+from config.db import bulk_cursor
 from config.errors import ApplicationError
 from ledger import locks as ledger_locks
 from ledger.locks import BalanceHead
-from loyalty.models import Event, Membership
+from loyalty.models import Event, Member, Membership
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +128,72 @@ def memberships_lock_rows(membership_ids: Iterable[int]) -> dict[int, LockedMemb
         .values_list("pk", "status", "tier_id", "wallet_id")
     )
     return {row[0]: LockedMembership(*row) for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRef:
+    """A membership as a request names it: by id (fan pages), or by the email and/or external id a till
+    sends (both must match when both are given)."""
+
+    membership_id: int | None = None
+    email: str | None = None
+    external_id: str | None = None
+
+
+# Each ref is resolved by the index that fits it (members' lower(email), the brand's external ids, the
+# primary key); then the memberships found are locked, in id order, by a scan of the membership table
+# alone. Not by a join: when a row it locks was updated meanwhile, PostgreSQL re-checks the row against
+# the query (EvalPlanQual), and a join with a CTE or unnest() can then drop the row from the result
+# (PostgreSQL 16 did, under load). `= ANY(ARRAY(...))` is computed once, before any row is locked.
+_MEMBERSHIPS_BY_REF_SQL = f"""
+    WITH ref AS (
+        SELECT * FROM unnest(%b::int[], %b::bigint[], %b::text[], %b::text[]) AS r(n, membership_id, email, external_id)
+    ), found AS (
+        SELECT ref.n, ms.id
+          FROM ref JOIN {Membership._meta.db_table} ms ON ms.id = ref.membership_id AND ms.brand_id = %b
+        UNION ALL
+        SELECT ref.n, ms.id
+          FROM ref
+          JOIN {Member._meta.db_table} mb ON lower(mb.email) = lower(ref.email)
+          JOIN {Membership._meta.db_table} ms ON ms.member_id = mb.id AND ms.brand_id = %b
+         WHERE ref.membership_id IS NULL AND (ref.external_id IS NULL OR ms.external_id = ref.external_id)
+        UNION ALL
+        SELECT ref.n, ms.id
+          FROM ref JOIN {Membership._meta.db_table} ms ON ms.brand_id = %b AND ms.external_id = ref.external_id
+         WHERE ref.membership_id IS NULL AND ref.email IS NULL
+    )
+    SELECT ms.id, ms.status, ms.tier_id, ms.wallet_id, ARRAY(SELECT found.n FROM found WHERE found.id = ms.id)
+      FROM {Membership._meta.db_table} ms
+     WHERE ms.id = ANY(ARRAY(SELECT found.id FROM found))
+     ORDER BY ms.id
+       FOR UPDATE
+"""  # noqa: S608 - only table names are formatted in
+
+
+def memberships_lock_rows_by_ref(*, brand_id: int, refs: Sequence[MemberRef]) -> list[LockedMembership | None]:
+    """The brand's memberships these refs name, found and locked (membership_lock_row's lock) in one
+    statement, in id order; None for a ref that names no membership of the brand. A membership named
+    twice is locked once and returned for both.
+
+    Read anything a decision depends on in a *later* statement: when this one had to wait for a lock,
+    PostgreSQL re-checks the membership rows it locks, but what it joined stays as it was when the
+    statement began.
+    """
+    if not refs:
+        return []
+    columns = (
+        list(range(len(refs))),
+        [ref.membership_id for ref in refs],
+        [ref.email or None for ref in refs],
+        [ref.external_id or None for ref in refs],
+    )
+    found: list[LockedMembership | None] = [None] * len(refs)
+    with bulk_cursor() as cursor:
+        cursor.execute(_MEMBERSHIPS_BY_REF_SQL, [*columns, brand_id, brand_id, brand_id], prepare=True)
+        for *row, refs in cursor.fetchall():
+            for n in refs:
+                found[n] = LockedMembership(*row)
+    return found
 
 
 _EVENT_COLUMNS = ["pk" if field.name == "id" else field.name for field in dataclasses.fields(EventRow)]

@@ -61,4 +61,4 @@ def membership_lifetime_roll_up(sender: type[Transaction], *, posted: Sequence[P
          WHERE m.wallet_id = v.wallet_id
     """  # noqa: S608 - only the table name is formatted in
     with bulk_cursor() as cursor:
-        cursor.execute(sql, columns)
+        cursor.execute(sql, columns, prepare=True)  # planned once per connection: it runs with every posting

@@ -15,7 +15,18 @@ VOUCHER_LENGTH = 12  # 25^12 ~ 6e16 codes: guessing one is hopeless, and the API
 
 
 def voucher_code_generate() -> str:
-    return "".join(secrets.choice(VOUCHER_ALPHABET) for _ in range(VOUCHER_LENGTH))
+    """A random code of VOUCHER_LENGTH letters of VOUCHER_ALPHABET, every one equally likely.
+
+    One read of the OS's random source per code (secrets.choice reads it once per letter, a system
+    call each, which in a busy threaded web worker also hands the GIL around). A byte below 250, ten
+    times the alphabet's 25 letters, picks a letter without bias; a byte above is drawn again.
+    """
+    letters = len(VOUCHER_ALPHABET)
+    usable = 256 - 256 % letters
+    code: list[str] = []
+    while len(code) < VOUCHER_LENGTH:
+        code += [VOUCHER_ALPHABET[byte % letters] for byte in secrets.token_bytes(2 * VOUCHER_LENGTH) if byte < usable]
+    return "".join(code[:VOUCHER_LENGTH])
 
 
 class Perk(models.Model):

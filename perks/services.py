@@ -2,33 +2,65 @@
 
 Every rule that protects points or stock is fenced in PostgreSQL, under the membership's row lock:
 - the wallet cannot go below zero: the ledger refuses the posting (its balance-row lock and CHECK);
-- stock cannot go below zero: a conditional `UPDATE ... SET stock = stock - 1 WHERE stock >= 1`
-  (django-oscar's allocate), with a CHECK constraint behind it;
+- stock cannot go below zero: it is taken under the perk row's lock, never more than the row holds,
+  with a CHECK constraint behind it;
 - per-member limits are counted while the membership row is locked, so two redemptions of one member
   cannot both take the last allowed slot.
-The Redis lock per membership only keeps concurrent requests of one member from piling up.
+
+Redemptions are made set-based (redemptions_make): a batch of requests is one database transaction of
+a fixed number of statements, whatever its size. Lock the membership rows (found by id, or by email /
+external id, in the same statement), read everything the rules need (claiming the API idempotency keys
+in the same statement), lock the perks' rows, decide, lock the ledger's balance rows, post, insert the
+redemptions (with the stock they took and the API answers, in the same statement).
+
+The perk row and the brand's redemptions account are the same for every redemption of a brand: each
+batch holds them for one commit, and the API batches the requests that arrive together in one process
+(perks.batching) so that they share that commit instead of queueing one by one on those rows.
+Concurrent requests of one member queue on the membership row; there is no Redis lock in front of it
+(the row lock is the fence anyway).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config.errors import ApplicationError
+from config.db import bulk_cursor
+from config.errors import ApplicationError, error_body
+from ledger import locks as ledger_locks
 from ledger.errors import InsufficientBalanceError
 from ledger.models import Account
-from ledger.selectors import account_balance_get
-from ledger.services import transaction_post, transaction_reverse
+from ledger.services import Leg, Posting, transaction_reverse, transactions_post
 from loyalty import locks as loyalty_locks
-from loyalty.models import Membership
-from loyalty.services.accounts import brand_account, membership_wallet
-from loyalty.services.idempotency import IdempotencyConflictError
-from perks import locks
-from perks.models import Perk, Redemption
-from perks.selectors import perk_refusal
+from loyalty.locks import LockedMembership, MemberRef
+from loyalty.models import Brand, IdempotencyRecord, Membership
+from loyalty.services.accounts import brand_account
+from loyalty.services.idempotency import IdempotencyConflictError, RequestInProgressError
+from perks import batching, locks
+from perks.models import Perk, Redemption, voucher_code_generate
+from perks.selectors import (
+    IdempotencyAnswer,
+    PerkRow,
+    RedeemQuery,
+    RedeemRead,
+    Taken,
+    idempotency_answer_get,
+    redeem_reads_get,
+    redemption_refusal,
+)
+
+logger = logging.getLogger(__name__)
+
+BIGINT_MAX = 2**63 - 1
 
 
 class RedemptionRefusedError(ApplicationError):
@@ -39,6 +71,13 @@ class VoucherRefusedError(ApplicationError):
     """422 with a reason: voucher_unknown, voucher_used, voucher_cancelled."""
 
 
+class RedeemNotFoundError(ApplicationError):
+    """No such member or perk (in the brand): the API answers 404."""
+
+    status_code = 404
+    code = "not_found"
+
+
 @dataclass(frozen=True)
 class RedeemResult:
     redemption: Redemption
@@ -46,50 +85,421 @@ class RedeemResult:
     balance: int
 
 
+@dataclass(frozen=True)
+class RedeemAnswer:
+    """The API's answer to a redemption request, and whether it replays an earlier one."""
+
+    status: int
+    body: dict
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class RedeemRequest:
+    member: MemberRef
+    perk_id: int
+    request_key: str  # unique per member: the same key finds the redemption it made
+    brand_perks_only: bool = True  # the API: another brand's perk is no perk (404), not a refusal
+    key: str | None = None  # the API's Idempotency-Key, whose record stores the answer
+    fingerprint: str | None = None  # of the API request, to tell a retry from a conflict
+
+
+Render = Callable[[Redemption, int], dict]
+# Per request: the redemption (without `render`) or the API answer (with it), or the exception to raise:
+# an ApplicationError that is not stored under the request's key (no such member or perk, a key in use or
+# in conflict), or, when a request failed on its own, its error.
+Outcome = RedeemResult | RedeemAnswer | Exception
+
+
 def perk_redeem(*, membership: Membership, perk: Perk, request_key: str) -> RedeemResult:
-    """Spend points on a perk. The same `request_key` (per member) returns the first redemption."""
-    with loyalty_locks.membership_lock(membership.pk), transaction.atomic():
-        membership = loyalty_locks.membership_lock_row(membership.pk)
-        existing = Redemption.objects.filter(membership=membership, request_key=request_key).first()
-        if existing is not None:
-            if existing.perk_id != perk.pk:
-                raise IdempotencyConflictError(message="This request key was already used for another perk.")
-            return RedeemResult(existing, False, account_balance_get(membership.wallet).balance)
-        perk = Perk.objects.get(pk=perk.pk)  # fresh: price, window and limits as they are now
-        wallet = membership_wallet(membership=membership)
-        balance = account_balance_get(wallet).balance
-        refusal = perk_refusal(membership=membership, perk=perk, balance=balance)
-        if refusal is not None:
-            raise RedemptionRefusedError(refusal.code, refusal.message, extra=refusal.extra)
-        if perk.stock is not None:
-            taken = Perk.objects.filter(pk=perk.pk, stock__gte=1).update(stock=F("stock") - 1)
-            if not taken:
-                raise RedemptionRefusedError("out_of_stock", f"{perk.name} is sold out.")
-        try:
-            posted = transaction_post(
-                idempotency_key=f"redeem:{membership.pk}:{request_key}",
+    """Spend points on a perk. The same `request_key` (per member) returns the first redemption.
+
+    Raises RedemptionRefusedError (or another ApplicationError) when the redemption cannot be made.
+    """
+    request = RedeemRequest(MemberRef(membership_id=membership.pk), perk.pk, request_key, brand_perks_only=False)
+    [outcome] = redemptions_make(brand=membership.brand, requests=[request])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def perk_redeem_request(
+    *,
+    brand: Brand,
+    member: MemberRef,
+    perk_id: int,
+    key: str | None,
+    fingerprint: str | None,
+    render: Render,
+) -> RedeemAnswer:
+    """A redemption asked for over the API, with Stripe's idempotency semantics when `key` is given:
+    the answer (the redemption's, or the refusal's) is stored under the key in the redemption's own
+    transaction, a retry with the same request replays it, with another request it is a 409
+    `idempotency_conflict`, and a duplicate that arrives while the first is at work waits for it.
+
+    Made together with whatever other redemptions of the brand this process has at hand (perks.batching).
+    Raises RedeemNotFoundError for an unknown member or perk, and the idempotency errors; none of them
+    is stored under the key.
+    """
+    if perk_id > BIGINT_MAX:  # no perk has such an id: it would not even fit the statement's parameters
+        raise RedeemNotFoundError(message="No such perk.")
+    request = RedeemRequest(
+        member, perk_id, key or f"api:{uuid.uuid4().hex}", brand_perks_only=True, key=key, fingerprint=fingerprint
+    )
+    outcome = batching.submit(
+        group=(brand.pk, render),
+        item=request,
+        key=key,
+        run=lambda requests: redemptions_make(brand=brand, requests=requests, render=render),
+    )
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def redemptions_make(*, brand: Brand, requests: Sequence[RedeemRequest], render: Render | None = None) -> list[Outcome]:
+    """Make a batch of redemptions of one brand, each decided as if they came one after the other in
+    this order, in one database transaction: a fixed number of statements whatever the batch's size.
+
+    Returns an Outcome per request. With `render` (the API), a request's answer is rendered with it and,
+    if it sent an idempotency key, stored under the key in the same transaction. One request per key.
+
+    Should the batch turn out not to be decidable as one (the stock or a balance moved between the read
+    and the locks, which the locked rows then reveal) or fail in the database, its requests are made
+    again one by one, so that one request never decides another's outcome.
+    """
+    keys = [request.key for request in requests if request.key is not None]
+    if len(set(keys)) != len(keys):
+        raise ValueError("One request per idempotency key in a batch.")
+    if len(requests) == 1:
+        return _Batch(brand, requests, render).make()
+    try:
+        return _Batch(brand, requests, render).make()
+    except (_Redo, DatabaseError) as reason:
+        logger.info("redemption batch of %s made again one by one: %r", len(requests), reason)
+    return [_make_one(brand, request, render) for request in requests]
+
+
+def _make_one(brand: Brand, request: RedeemRequest, render: Render | None) -> Outcome:
+    try:
+        return _Batch(brand, [request], render).make()[0]
+    except Exception as error:  # this request's own failure: the others of the batch go on
+        return error
+
+
+class _Redo(Exception):
+    """The batch cannot be decided as one: make its requests one by one."""
+
+
+# The new redemptions, the stock they took (of perk rows locked by _lock_stock), and the answers in
+# the idempotency records the requests claimed, at once.
+_WRITE_SQL = f"""
+    WITH made AS (
+        INSERT INTO {Redemption._meta.db_table}
+               (id, brand_id, membership_id, perk_id, cost, status, code, request_key, ledger_transaction_id,
+                refund_transaction_id, created_at, fulfilled_at, cancelled_at, note)
+        SELECT v.id, %b::bigint, v.membership_id, v.perk_id, v.cost, %b::text, v.code, v.request_key, v.txn,
+               NULL, %b::timestamptz, NULL, NULL, ''
+          FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::bigint[])
+               AS v(id, membership_id, perk_id, cost, code, request_key, txn)
+    ), stock AS (
+        UPDATE {Perk._meta.db_table} p
+           SET stock = p.stock - t.n
+          FROM unnest(%b::bigint[], %b::bigint[]) AS t(id, n)
+         WHERE p.id = t.id AND p.stock IS NOT NULL
+    )
+    UPDATE {IdempotencyRecord._meta.db_table} AS rec
+       SET state = %b::text, response_status = a.status, response_body = a.body::jsonb
+      FROM unnest(%b::bigint[], %b::int[], %b::text[]) AS a(id, status, body)
+     WHERE rec.id = a.id
+"""  # noqa: S608 - only table names are formatted in
+
+
+@dataclass(slots=True)
+class _Item:
+    """One request of a batch, on its way."""
+
+    request: RedeemRequest
+    member: LockedMembership | None = None
+    read: RedeemRead | None = None
+    redemption: Redemption | None = None
+    balance: int = 0  # the wallet's balance after it
+    outcome: Outcome | None = None
+    stored: tuple[int, dict] | None = None  # the (status, body) to store under the request's key
+
+
+class _Batch:
+    """redemptions_make for one transaction: decide in memory, then write set-based."""
+
+    def __init__(self, brand: Brand, requests: Sequence[RedeemRequest], render: Render | None) -> None:
+        self.brand = brand
+        self.render = render
+        self.items = [_Item(request) for request in requests]
+        self.now = timezone.now()
+
+    def make(self) -> list[Outcome]:
+        with transaction.atomic():
+            self._lock_members()
+            live = [item for item in self.items if item.outcome is None]
+            if live:
+                self._read(live)
+            accepted = self._decide(live) if live else []
+            if accepted:
+                self._post(accepted)
+            self._write(accepted)
+        return [item.outcome for item in self.items]
+
+    # --- reading and deciding ---------------------------------------------------------------------
+
+    def _lock_members(self) -> None:
+        members = loyalty_locks.memberships_lock_rows_by_ref(
+            brand_id=self.brand.pk, refs=[item.request.member for item in self.items]
+        )
+        for item, member in zip(self.items, members, strict=True):
+            item.member = member
+            if member is None:
+                item.outcome = RedeemNotFoundError(message="No such member.")
+        self.now = timezone.now()  # once the locks are held: the limits are counted for this moment
+
+    def _read(self, live: list[_Item]) -> None:
+        reads = redeem_reads_get(
+            brand=self.brand,
+            queries=[
+                RedeemQuery(
+                    membership_id=item.member.id,
+                    tier_id=item.member.tier_id,
+                    wallet_id=item.member.wallet_id,
+                    perk_id=item.request.perk_id,
+                    brand_perks_only=item.request.brand_perks_only,
+                    request_key=item.request.request_key,
+                    key=item.request.key,
+                    fingerprint=item.request.fingerprint,
+                )
+                for item in live
+            ],
+            redemptions_account_code=f"brand:{self.brand.pk}:{Account.Kind.REDEMPTIONS}",  # brand_account's code
+            now=self.now,
+        )
+        self.redemptions_account_id = reads.redemptions_account_id
+        for item, read in zip(live, reads.requests, strict=True):
+            item.read = read
+        self._lock_stock(
+            [
+                item.read.perk
+                for item in live
+                if item.read.perk is not None
+                and (item.request.key is None or item.read.claim_id is not None)
+                and item.read.existing_id is None
+            ]
+        )
+
+    def _decide(self, live: list[_Item]) -> list[_Item]:
+        """The rules, request after request, each seeing what the ones before it took: balances (as read;
+        the ledger's locks confirm them in _post), limits, and the stock (as locked)."""
+        self.balances: dict[int | None, int] = {}
+        taken: dict[tuple[int, int], Taken] = {}
+        accepted, existing = [], []
+        for item in live:
+            read = item.read
+            request, member, perk = item.request, item.member, read.perk
+            if perk is None:
+                item.outcome = RedeemNotFoundError(message="No such perk.")
+                continue
+            if request.key is not None and read.claim_id is None:
+                item.outcome = _replay(self.brand, request, read.answer)
+                continue
+            balance = self.balances.setdefault(member.wallet_id, read.balance)
+            if read.existing_id is not None:  # made by this request key before (its record expired, or the web)
+                if read.existing_perk_id != request.perk_id:
+                    conflict = IdempotencyConflictError(message="This request key was already used for another perk.")
+                    self._refuse(item, conflict)
+                else:
+                    item.balance = balance
+                    existing.append(item)
+                continue
+            slot = (member.id, perk.id)
+            counts = taken.setdefault(slot, read.taken)
+            refusal = redemption_refusal(
+                perk=perk,
+                minimum_tier=read.minimum_tier,
+                member_status=member.status,
+                member_tier_rank=read.member_tier_rank,
+                brand_id=self.brand.pk,
+                points_name=self.brand.points_name,
+                taken=lambda counts=counts: counts,
+                balance=lambda balance=balance: balance,
+                now=self.now,
+            )
+            if refusal is not None:
+                self._refuse(item, RedemptionRefusedError(refusal.code, refusal.message, extra=refusal.extra))
+                continue
+            self.balances[member.wallet_id] = balance - perk.cost
+            taken[slot] = Taken(counts.total + 1, counts.day + 1, counts.week + 1, counts.month + 1)
+            if perk.stock is not None:
+                perk.stock -= 1
+            accepted.append(item)
+        if existing:
+            found = Redemption.objects.select_related("perk").in_bulk([item.read.existing_id for item in existing])
+            for item in existing:
+                self._done(item, found[item.read.existing_id], item.balance, created=False)
+        return accepted
+
+    def _refuse(self, item: _Item, error: ApplicationError) -> None:
+        """A refusal is an answer like any other: stored under the key, replayed to a retry."""
+        if self.render is None:
+            item.outcome = error
+            return
+        body = error_body(error.code, error.message, error.fields, **error.extra)
+        item.outcome = RedeemAnswer(error.status_code, body)
+        item.stored = (error.status_code, body)
+
+    def _done(self, item: _Item, redemption: Redemption, balance: int, *, created: bool) -> None:
+        if self.render is None:
+            item.outcome = RedeemResult(redemption, created, balance)
+            return
+        body = self.render(redemption, balance)
+        item.outcome = RedeemAnswer(201, body)
+        item.stored = (201, body)
+
+    # --- writing ----------------------------------------------------------------------------------
+
+    def _lock_stock(self, perks: list[PerkRow]) -> None:
+        """Lock the rows of the batch's perks that have a stock (in id order: the perk rows come after
+        the membership rows and before the ledger's), and decide on the stock they hold now. The
+        stock taken is written with the redemptions, at the end (_write)."""
+        limited = sorted({perk.id for perk in perks if perk.stock is not None})
+        if not limited:
+            return
+        stock = locks.perks_lock_stock(limited)
+        for perk in perks:
+            if perk.id in stock:
+                perk.stock = stock[perk.id]  # None if it was made unlimited meanwhile
+
+    def _post(self, accepted: list[_Item]) -> None:
+        """Lock the balance rows (the wallets and the brand's redemptions account, in id order), check
+        each wallet under its lock, then post every redemption in one call of the ledger."""
+        if not accepted:
+            return
+        account_id = self.redemptions_account_id
+        if account_id is None:  # the brand's first redemption ever
+            account_id = brand_account(brand=self.brand, kind=Account.Kind.REDEMPTIONS).pk
+        wallets = {item.member.wallet_id for item in accepted}
+        heads = ledger_locks.balances_lock(account_ids=[*wallets, account_id])
+        held = {wallet: heads[wallet].balance if wallet in heads else 0 for wallet in wallets}
+        for item in list(accepted):
+            cost = item.read.perk.cost
+            if held[item.member.wallet_id] < cost:  # the plain read was out of date: the locked row decides
+                self._refuse_insufficient(item, accepted, cost - held[item.member.wallet_id])
+                continue
+            held[item.member.wallet_id] -= cost
+            item.balance = held[item.member.wallet_id]
+        if not accepted:
+            return
+        # An account made without its balance row has none to lock yet: the ledger then locks (and
+        # creates) the rows itself, ours again included, which PostgreSQL grants at once.
+        account = heads.get(account_id) or Account.objects.get(pk=account_id)
+        postings = [
+            Posting(
+                idempotency_key=f"redeem:{item.member.id}:{item.request.request_key}",
                 kind="redeem",
                 entries=[
-                    (wallet, -perk.cost),
-                    (brand_account(brand=membership.brand, kind=Account.Kind.REDEMPTIONS), perk.cost),
+                    Leg(heads[item.member.wallet_id], -item.read.perk.cost),
+                    Leg(account, item.read.perk.cost),
                 ],
-                memo=perk.name,
-                metadata={"perk_id": perk.pk, "perk": perk.name},
+                memo=item.read.perk.name,
+                metadata={"perk_id": item.read.perk.id, "perk": item.read.perk.name},
             )
-        except InsufficientBalanceError as error:  # the ledger's own fence, should the balance have moved
-            missing = error.extra.get("missing")
-            raise RedemptionRefusedError(
-                "insufficient_points", f"{missing} more points needed.", extra={"missing": missing}
-            ) from error
-        redemption = Redemption.objects.create(
-            brand_id=membership.brand_id,
-            membership=membership,
-            perk=perk,
-            cost=perk.cost,
-            request_key=request_key,
-            ledger_transaction=posted.transaction,
+            for item in accepted
+        ]
+        try:
+            posted = transactions_post(postings=postings, locked=heads)
+        except InsufficientBalanceError as error:  # the ledger's own fence, should a balance have moved
+            if len(self.items) > 1:
+                raise _Redo("a balance moved under the lock") from error
+            self._refuse_insufficient(accepted[0], accepted, error.extra.get("missing"))
+            return
+        for item, result in zip(accepted, posted, strict=True):
+            item.redemption = _redemption_new(self.brand, item, result.transaction, self.now)
+            self._done(item, item.redemption, item.balance, created=True)
+
+    def _refuse_insufficient(self, item: _Item, accepted: list[_Item], missing: int | None) -> None:
+        if len(self.items) > 1:  # what the requests after it were decided on is wrong too
+            raise _Redo("a balance moved between the read and the lock")
+        accepted.remove(item)
+        self._refuse(item, _insufficient(missing))
+
+    def _write(self, accepted: list[_Item]) -> None:
+        answers = [item for item in self.items if item.stored is not None and item.read.claim_id is not None]
+        if not accepted and not answers:
+            return
+        made = [item.redemption for item in accepted]
+        taken = Counter(item.read.perk.id for item in accepted if item.read.perk.stock is not None)
+        with bulk_cursor() as cursor:
+            cursor.execute(
+                _WRITE_SQL,
+                [
+                    self.brand.pk,
+                    Redemption.Status.ISSUED.value,
+                    self.now,
+                    [redemption.pk for redemption in made],
+                    [redemption.membership_id for redemption in made],
+                    [redemption.perk_id for redemption in made],
+                    [redemption.cost for redemption in made],
+                    [redemption.code for redemption in made],
+                    [redemption.request_key for redemption in made],
+                    [redemption.ledger_transaction_id for redemption in made],
+                    list(taken),
+                    list(taken.values()),
+                    IdempotencyRecord.State.DONE.value,
+                    [item.read.claim_id for item in answers],
+                    [item.stored[0] for item in answers],
+                    [json.dumps(item.stored[1], cls=DjangoJSONEncoder) for item in answers],
+                ],
+                prepare=True,
+            )
+
+
+def _insufficient(missing) -> RedemptionRefusedError:
+    return RedemptionRefusedError("insufficient_points", f"{missing} more points needed.", extra={"missing": missing})
+
+
+_PERK_FIELDS = list(PerkRow.__slots__)
+
+
+def _redemption_new(brand: Brand, item: _Item, posted, now) -> Redemption:
+    """The Redemption as it is about to be inserted (with the id the read reserved), its perk loaded with
+    the fields that were read (the others load on access)."""
+    perk = item.read.perk
+    redemption = Redemption(
+        id=item.read.next_id,
+        brand_id=brand.pk,
+        membership_id=item.member.id,
+        perk_id=perk.id,
+        cost=perk.cost,
+        status=Redemption.Status.ISSUED,
+        code=voucher_code_generate(),
+        request_key=item.request.request_key,
+        ledger_transaction=posted,
+        created_at=now,
+    )
+    redemption._state.adding = False
+    redemption._state.db = connection.alias
+    redemption.perk = Perk.from_db(connection.alias, _PERK_FIELDS, [getattr(perk, name) for name in _PERK_FIELDS])
+    return redemption
+
+
+def _replay(brand: Brand, request: RedeemRequest, answer: IdempotencyAnswer | None) -> Outcome:
+    """Another request holds this key: its answer, a conflict, or (still being worked on) in progress."""
+    if answer is None:  # it committed while our statement ran: visible to a new one
+        answer = idempotency_answer_get(brand_id=brand.pk, key=request.key)
+    if answer is not None and answer.request_hash != request.fingerprint:
+        return IdempotencyConflictError(
+            message="This idempotency key was already used with a different request.",
+            extra={"idempotency_key": request.key},
         )
-        return RedeemResult(redemption, True, account_balance_get(wallet).balance)
+    if answer is None or answer.state != IdempotencyRecord.State.DONE:
+        return RequestInProgressError(message="A request with this idempotency key is still being processed.")
+    return RedeemAnswer(answer.status, answer.body, replayed=True)
 
 
 def redemption_cancel(*, redemption: Redemption, note: str = "") -> Redemption:

@@ -3,7 +3,7 @@ import pytest
 from loyalty.models import Membership
 from perks.models import Redemption
 from tests.loyalty.conftest import api_client_for
-from tests.loyalty.factories import BrandFactory, TierFactory
+from tests.loyalty.factories import AdjustmentFactory, BrandFactory, TierFactory
 from tests.perks.factories import PerkFactory, funded_membership
 
 pytestmark = pytest.mark.django_db
@@ -166,3 +166,60 @@ def test_malformed_redemptions_are_400(shop, body):
     response = client.post("/api/v1/redemptions", body, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_input"
+
+
+def test_a_refusal_is_replayed_for_its_key_even_once_the_member_could_pay(shop):
+    brand, membership, client = shop
+    perk = PerkFactory(brand=brand, cost=130)
+    first = redeem(client, perk, "short")
+    AdjustmentFactory(membership=membership, points=100, reason="top up")
+
+    again = redeem(client, perk, "short")
+
+    assert first.status_code == 422
+    assert (again.status_code, again.json()) == (first.status_code, first.json())
+    assert again["Idempotent-Replayed"] == "true"
+    assert redeem(client, perk, "another key").status_code == 201
+
+
+def test_the_same_key_with_another_request_is_409_and_spends_nothing(shop):
+    brand, _membership, client = shop
+    perk, other = PerkFactory(brand=brand, cost=10), PerkFactory(brand=brand, cost=20)
+    assert redeem(client, perk, "k").status_code == 201
+
+    response = redeem(client, other, "k")
+
+    assert (response.status_code, response.json()["error"]["code"]) == (409, "idempotency_conflict")
+    assert Redemption.objects.count() == 1
+
+
+def test_an_unknown_member_or_perk_is_404_and_leaves_the_key_unused(shop):
+    brand, _membership, client = shop
+    perk = PerkFactory(brand=brand, cost=10)
+
+    assert redeem(client, perk, "k", email="nobody@example.com").status_code == 404
+    assert redeem(client, PerkFactory(brand=BrandFactory(), cost=1), "k").status_code == 404
+    assert redeem(client, perk, "k").status_code == 201
+
+
+def test_a_member_can_be_named_by_external_id(shop):
+    brand, membership, client = shop
+    Membership.objects.filter(pk=membership.pk).update(external_id="C-42")
+    perk = PerkFactory(brand=brand, cost=10)
+    body = {"member": {"external_id": "C-42"}, "perk": perk.pk}
+
+    response = client.post("/api/v1/redemptions", body, format="json")
+
+    assert (response.status_code, response.json()["member"], response.json()["balance"]) == (
+        201,
+        {"id": membership.pk},
+        90,
+    )
+    mismatch = {"member": {"email": "fan@example.com", "external_id": "C-43"}, "perk": perk.pk}
+    assert client.post("/api/v1/redemptions", mismatch, format="json").status_code == 404
+
+
+def test_a_perk_id_beyond_any_id_is_404_not_a_crash(shop):
+    _, _, client = shop
+    body = {"member": {"email": "fan@example.com"}, "perk": 10**30}
+    assert client.post("/api/v1/redemptions", body, format="json", HTTP_IDEMPOTENCY_KEY="big").status_code == 404
