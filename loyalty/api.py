@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config import batching
 from config.errors import error_body
 from loyalty import notify, selectors
 from loyalty.authentication import ApiKeyAuthentication, ApiKeyRateThrottle, HasBrandApiKey
@@ -206,7 +207,11 @@ class EventCollection(BrandApiView):
             if key and "idempotency_key" in errors:
                 errors["Idempotency-Key"] = errors.pop("idempotency_key")
             raise serializers.ValidationError(errors)
-        [answer] = events_accept(brand=self.brand, items=[clean])
+        # Concurrent requests of the brand reaching this process share one INSERT and one commit.
+        brand = self.brand
+        answer = batching.submit(
+            group=("events", brand.pk), item=clean, key=None, run=lambda items: events_accept(brand=brand, items=items)
+        )
         body, status = answer.body, answer.http_status
         if answer.pending and request.query_params.get("wait", "").lower() in {"1", "true", "yes"}:
             event_id = answer.event_id

@@ -34,6 +34,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config import batching
 from config.db import bulk_cursor
 from config.errors import ApplicationError, error_body
 from ledger import locks as ledger_locks
@@ -45,7 +46,7 @@ from loyalty.locks import LockedMembership, MemberRef
 from loyalty.models import Brand, IdempotencyRecord, Membership
 from loyalty.services.accounts import brand_account
 from loyalty.services.idempotency import IdempotencyConflictError, RequestInProgressError
-from perks import batching, locks
+from perks import locks
 from perks.models import Perk, Redemption, voucher_code_generate
 from perks.selectors import (
     IdempotencyAnswer,

@@ -1,18 +1,19 @@
-"""Group commit for redemptions: the API's redemptions of one brand that reach one process at the same
-time are made together, in one database transaction (perks.services.redemptions_make).
+"""Group commit inside one web process: requests of one group (a brand's redemptions, a brand's events)
+that reach the process at the same time are made together, in one database transaction or statement.
 
-Why: every redemption of a brand updates the same rows, the perk's stock and the brand's redemptions
-account in the ledger, and holds their locks until it commits. Made one at a time, a brand redeems no
-faster than those locks go round, and on a busy two-core machine each turn costs several milliseconds
-of client round trips and scheduling; more concurrent requests make it slower, not faster, as they pile
-up on the same row locks. A batch holds those rows for one commit, however many redemptions it carries.
+Why: requests of a group write the same rows (a perk's stock, a brand's ledger accounts) or the same
+table, and a commit costs its round trips and its WAL flush however little it carries. Made one at a
+time, on a busy two-core machine, each turn costs several milliseconds of round trips and scheduling,
+and more concurrent requests make it slower, not faster, as they queue on the same locks. A batch pays
+for one commit, however many requests it carries (perks.services.redemptions_make,
+loyalty.services.ingest.events_accept).
 
 How (flat combining): a request joins its group's queue. If no request of the group is being made in
-this process, it leads: it takes the queue (up to MAX_BATCH requests, one per idempotency key: a
-duplicate waits for the next batch, where it finds the first's answer), makes it, hands each waiting
-request its outcome, and passes the lead to the first request that queued in the meantime. There is no
-thread of its own: the leader is a request's thread, on that thread's database connection. With no
-concurrency, a request leads its own batch of one, at once.
+this process, it leads: it takes the queue (up to MAX_BATCH requests, one per key: a duplicate waits
+for the next batch, where it finds the first's answer), makes it, hands each waiting request its
+outcome, and passes the lead to the first request that queued in the meantime. There is no thread of
+its own: the leader is a request's thread, on that thread's database connection. With no concurrency,
+a request leads its own batch of one, at once.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def submit(*, group: Hashable, item: Any, key: Hashable | None, run: Callable[[S
                 queue = _queues.get(group, [])
                 if ticket in queue and not ticket.lead:  # still waiting for a batch: give up
                     queue.remove(ticket)
-                    raise RuntimeError("The redemptions before this one did not finish in time.")
+                    raise RuntimeError("The requests before this one did not finish in time.")
             ticket.done.wait()  # taken into a batch, or handed the lead, just now: see it through
         if not ticket.lead:
             return _outcome(ticket)
@@ -69,7 +70,7 @@ def submit(*, group: Hashable, item: Any, key: Hashable | None, run: Callable[[S
 
 def _outcome(ticket: _Ticket) -> Any:
     if isinstance(ticket.outcome, _Failed):
-        raise RuntimeError("The batch of redemptions this request was in failed.") from ticket.outcome.error
+        raise RuntimeError("The batch this request was in failed.") from ticket.outcome.error
     return ticket.outcome
 
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from perks import batching
+from config import batching
 
 
 def submit_all(items, run, keys=None, group="g"):
