@@ -120,7 +120,6 @@ def _check_account(code: str, kind: str, unit: str) -> None:
         raise InvalidPostingError("An account unit is 1 to 64 characters.")
 
 
-@transaction.atomic
 def account_get_or_create(
     *, code: str, kind: str, unit: str, allow_negative: bool = False, metadata: dict[str, Any] | None = None
 ) -> Account:
@@ -128,6 +127,7 @@ def account_get_or_create(
 
     An existing account must match `kind`, `unit` and `allow_negative`: a mismatch means two callers
     disagree about what the account is, which is refused (AccountConflictError) rather than ignored.
+    Finding an existing one is one read, without a savepoint: it runs in every batch and every spend.
     """
     _check_account(code, kind, unit)
     account = Account.objects.filter(code=code).first()

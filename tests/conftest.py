@@ -6,15 +6,17 @@ import pytest
 from django.core.cache import cache
 
 from loyalty.authentication import ApiKeyRateThrottle, _recent_keys
+from loyalty.services import processing
 
 
 @pytest.fixture(autouse=True)
 def _clean_redis():
-    """Each test starts with an empty test cache database (locks, counters, throttles), and no API key
-    remembered by this process."""
+    """Each test starts with an empty test cache database (locks, counters, throttles), and nothing
+    remembered by this process (API keys, brands' programs)."""
     cache.clear()
     _recent_keys.clear()
     ApiKeyRateThrottle._leases.clear()
+    processing._programs.clear()
     yield
 
 
