@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from types import SimpleNamespace
 
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -14,6 +16,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,7 +24,7 @@ from rest_framework.views import APIView
 from config import batching
 from config.errors import error_body
 from loyalty import notify, selectors
-from loyalty.authentication import ApiKeyAuthentication, ApiKeyRateThrottle, HasBrandApiKey
+from loyalty.authentication import ApiKeyAuthentication, ApiKeyRateThrottle, HasBrandApiKey, recent_api_key
 from loyalty.models import Brand, EarnRule, Event, Membership
 from loyalty.selectors import brand_event_types
 from loyalty.serializers import (
@@ -207,25 +210,102 @@ class EventCollection(BrandApiView):
             if key and "idempotency_key" in errors:
                 errors["Idempotency-Key"] = errors.pop("idempotency_key")
             raise serializers.ValidationError(errors)
-        # Concurrent requests of the brand reaching this process share one INSERT and one commit.
-        brand = self.brand
-        answer = batching.submit(
-            group=("events", brand.pk), item=clean, key=None, run=lambda items: events_accept(brand=brand, items=items)
-        )
-        body, status = answer.body, answer.http_status
-        if answer.pending and request.query_params.get("wait", "").lower() in {"1", "true", "yes"}:
-            event_id = answer.event_id
-            notify.event_wait(
-                event_id,
-                seconds=WAIT_SECONDS,
-                is_done=lambda: Event.objects.filter(pk=event_id).exclude(status=Event.Status.PENDING).exists(),
-            )
-            event = _event_reload(event_id)
-            body, status = event_out(event), (202 if event.status == Event.Status.PENDING else 201)
+        wait = request.query_params.get("wait", "").lower() in WAIT_TRUE
+        body, status, replayed = _event_answer(self.brand, clean, wait=wait)
         response = Response(body, status=status)
-        if answer.replayed:
+        if replayed:
             response["Idempotent-Replayed"] = "true"
         return response
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        """DRF's view, behind events_plain (which answers what a till usually sends without DRF's machinery)."""
+        view = super().as_view(**initkwargs)
+
+        def events(request: HttpRequest) -> HttpResponse:
+            answer = events_plain(request)
+            return answer if answer is not None else view(request)
+
+        events.cls = view.cls  # what drf-spectacular documents
+        events.initkwargs = view.initkwargs
+        events.csrf_exempt = True  # as DRF's views (API keys, no cookies)
+        return events
+
+
+WAIT_TRUE = {"1", "true", "yes"}
+
+
+def _event_answer(brand: Brand, clean: CleanEvent, *, wait: bool) -> tuple[dict, int, bool]:
+    """Accept one event (sharing the INSERT with the brand's concurrent requests in this process) and,
+    when asked, wait for its outcome. Returns the body, the HTTP status and whether it was a replay."""
+    answer = batching.submit(
+        group=("events", brand.pk), item=clean, key=None, run=lambda items: events_accept(brand=brand, items=items)
+    )
+    body, status = answer.body, answer.http_status
+    if answer.pending and wait:
+        event_id = answer.event_id
+        notify.event_wait(
+            event_id,
+            seconds=WAIT_SECONDS,
+            is_done=lambda: Event.objects.filter(pk=event_id).exclude(status=Event.Status.PENDING).exists(),
+        )
+        event = _event_reload(event_id)
+        body, status = event_out(event), (202 if event.status == Event.Status.PENDING else 201)
+    return body, status, answer.replayed
+
+
+# --- POST /api/v1/events as a till usually sends it, without DRF's request and response machinery ----------
+
+_RENDERER = JSONRenderer()
+_PLAIN_MAX_BYTES = 64 * 1024  # an event is a few hundred bytes (metadata at most 16 KB): bigger is DRF's
+_PLAIN_HEADERS = {"Allow": "POST, OPTIONS"}  # what DRF's view answers with
+
+
+def _not_json_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def events_plain(request: HttpRequest) -> HttpResponse | None:
+    """Answer a valid event from a known key (checked by this process in the last few seconds) without
+    DRF's request, negotiation, throttling framework and response objects: what EventCollection would
+    answer, byte for byte, for a good part less (events come by the thousand a second).
+
+    None for anything else (an unknown or unchecked key, invalid JSON or fields, a throttled key, a body
+    that is too big...), before anything was done: DRF's view then answers it as it always did.
+    """
+    if request.method != "POST" or request.content_type != "application/json":
+        return None
+    if request.encoding not in (None, "utf-8", "UTF-8"):
+        return None
+    keyword, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    api_key = recent_api_key(key.strip()) if keyword == ApiKeyAuthentication.keyword else None
+    if api_key is None:
+        return None
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    if not length.isdigit() or int(length) > _PLAIN_MAX_BYTES:
+        return None
+    try:  # as DRF's JSONParser: UTF-8, and no NaN or Infinity
+        data = json.loads(request.body.decode("utf-8"), parse_constant=_not_json_constant)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    idempotency_key = request.headers.get("Idempotency-Key", "").strip() or None
+    if idempotency_key is not None:
+        if len(idempotency_key) > IDEMPOTENCY_KEY_MAX or idempotency_key.startswith(Event.INTERNAL_KEY_PREFIX):
+            return None
+        data = {**data, "idempotency_key": idempotency_key}
+    [(clean, errors)] = _events_clean(api_key.brand, [data])
+    if errors or not ApiKeyRateThrottle().allow_request(SimpleNamespace(auth=api_key), None):
+        return None
+    wait = request.GET.get("wait", "").lower() in WAIT_TRUE
+    body, status, replayed = _event_answer(api_key.brand, clean, wait=wait)
+    response = HttpResponse(_RENDERER.render(body), status=status, content_type="application/json")
+    for name, value in _PLAIN_HEADERS.items():
+        response[name] = value
+    if replayed:
+        response["Idempotent-Replayed"] = "true"
+    return response
 
 
 BATCH_ITEM_FIELDS = {

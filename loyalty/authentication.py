@@ -64,6 +64,15 @@ def _api_key_find(key: str) -> BrandApiKey | None:
     return api_key
 
 
+def recent_api_key(key: str) -> BrandApiKey | None:
+    """The key, if this process checked it in the last API_KEY_CACHE_SECONDS and it has not expired since;
+    else None (without asking the database: the caller then authenticates as usual)."""
+    recent = _recent_keys.get(hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest())
+    if recent is None or time.monotonic() - recent[0] >= settings.API_KEY_CACHE_SECONDS:
+        return None
+    return None if recent[1].has_expired else recent[1]
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Api-Key"
 
