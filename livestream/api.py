@@ -6,7 +6,12 @@ heartbeats are for the logged-in fan's own page: session-authenticated, so CSRF-
 
 from __future__ import annotations
 
-from django.http import Http404
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user, get_user_model
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest
+from django.utils.crypto import constant_time_compare
+from django.utils.functional import cached_property
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
@@ -17,9 +22,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import ApplicationError
-from livestream import clock, selectors, services
+from livestream import clock, leases, selectors, services
 from livestream.models import Channel
-from livestream.serializers import HeartbeatInputSerializer, heartbeat_out, lease_out, on_air_out
+from livestream.serializers import HeartbeatInputSerializer, heartbeat_input, heartbeat_out, lease_out, on_air_out
 from loyalty.selectors import membership_for_user
 
 ERROR_SHAPE = inline_serializer(
@@ -49,15 +54,85 @@ class FanSessionAuthentication(SessionAuthentication):
             raise CsrfFailedError(message=f"{error}. Reload the page.") from error
 
 
+class SessionCookie:
+    """What a heartbeat authenticates as: the session cookie it came with, nothing loaded yet."""
+
+    is_authenticated = True
+    is_active = True
+
+    def __init__(self, session_key: str) -> None:
+        self.session_key = session_key
+
+
+class HeartbeatAuthentication(FanSessionAuthentication):
+    """The session cookie, without loading the session or its login: a heartbeat checks the cookie
+    against its signed lease, and the session, login and membership in PostgreSQL regularly (see
+    services.heartbeat_record). CSRF is enforced whenever a session cookie is sent."""
+
+    def authenticate(self, request):
+        session_key = request._request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        if not session_key:
+            return None
+        self.enforce_csrf(request)
+        return (SessionCookie(session_key), None)
+
+
+_MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+class SessionViewer:
+    """services.Viewer for a heartbeat's request: its session, loaded only when asked about its login."""
+
+    def __init__(self, request: HttpRequest, session_key: str) -> None:
+        self.request = request
+        self.session_key = session_key
+
+    def issued_to(self, claims: leases.LeaseClaims) -> bool:
+        return claims.session is not None and constant_time_compare(
+            claims.session, leases.session_digest(self.session_key)
+        )
+
+    @cached_property
+    def user_id(self) -> int | None:
+        value = self.request.session.get(SESSION_KEY)
+        if value is None:
+            return None
+        try:
+            return get_user_model()._meta.pk.to_python(value)
+        except ValidationError:
+            return None
+
+    def session_valid(self, *, password: str) -> bool:
+        """What django.contrib.auth.get_user checks, given the login's password hash: the session was made
+        by ModelBackend (which refuses inactive logins: checked by the caller) and its auth hash is the
+        current one. Anything else (another backend, a hash of a rotated secret) says no, and the caller
+        takes the exact path, which is get_user itself."""
+        session = self.request.session
+        session_hash = session.get(HASH_SESSION_KEY)
+        if not session_hash or session.get(BACKEND_SESSION_KEY) != _MODEL_BACKEND:
+            return False
+        if _MODEL_BACKEND not in settings.AUTHENTICATION_BACKENDS or self.user_id is None:
+            return False
+        expected = get_user_model()(pk=self.user_id, password=password).get_session_auth_hash()
+        return constant_time_compare(session_hash, expected)
+
+    def membership(self, channel: Channel):
+        user = get_user(self.request)  # logs an invalid session out, as the authentication middleware would
+        if not user.is_authenticated:
+            raise services.NotAuthenticatedError(message="Log in to earn points by watching.")
+        return membership_for_user(user=user, brand=channel.brand)
+
+
 class FanSessionScheme(SessionScheme):
-    """Documents FanSessionAuthentication as the session cookie it is."""
+    """Documents FanSessionAuthentication (and HeartbeatAuthentication) as the session cookie it is."""
 
     target_class = "livestream.api.FanSessionAuthentication"
+    match_subclasses = True
     priority = 0
 
 
-def _channel(slug: str) -> Channel:
-    channel = selectors.channel_get_active(slug=slug)
+def _channel(slug: str, *, cached: bool = False) -> Channel:
+    channel = (selectors.channel_get_active_cached if cached else selectors.channel_get_active)(slug=slug)
     if channel is None:
         raise Http404("No such channel.")
     return channel
@@ -186,11 +261,19 @@ class ChannelLease(FanApiView):
     )
     def post(self, request: Request, slug: str) -> Response:
         channel = _channel(slug)
-        grant = services.lease_issue(channel=channel, membership=self.membership(request, channel))
+        membership = self.membership(request, channel)
+        grant = services.lease_issue(
+            channel=channel,
+            membership=membership,
+            user_id=request.user.pk,
+            session_key=request._request.session.session_key,
+        )
         return Response(lease_out(grant), status=201, headers=NO_STORE)
 
 
 class ChannelHeartbeat(FanApiView):
+    authentication_classes = [HeartbeatAuthentication]
+
     @extend_schema(
         operation_id="live_heartbeat",
         summary="Report the player's state; counts watched time",
@@ -242,15 +325,14 @@ class ChannelHeartbeat(FanApiView):
         ],
     )
     def post(self, request: Request, slug: str) -> Response:
-        channel = _channel(slug)
-        membership = self.membership(request, channel)
-        serializer = HeartbeatInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        channel = _channel(slug, cached=True)
+        if request.user is None:  # UNAUTHENTICATED_USER is None in this project
+            raise services.NotAuthenticatedError(message="Log in to earn points by watching.")
+        data = heartbeat_input(request.data)
         now = clock.now()
         result = services.heartbeat_record(
             channel=channel,
-            membership=membership,
+            viewer=SessionViewer(request._request, request.user.session_key),
             token=data["lease"],
             report=services.PlayerReport(
                 state=data["state"], video_id=data["video_id"], position=data["position"], visible=data["visible"]

@@ -22,12 +22,40 @@ Honest watch minutes (the exact rules; M = settings.LIVESTREAM_MINUTE_SECONDS, 6
 - Points come from the brand's `watch_minute` earn rule (points per minute, `cap_per_day` the daily
   allotment in minutes, counted in the brand's day). A heartbeat once the day's allotment is reached is
   a 422 `cap_reached`; loyalty's cap check under the membership row lock is the final fence.
+
+How a heartbeat stays cheap (thousands a second) without bending any rule above:
+
+- Who: the signed lease names its membership, member, channel, login (user id) and session (a keyed
+  digest of the session key). A heartbeat sent with the cookie of the session the lease was issued to
+  needs neither the session nor the login loaded; with another session of the same login it loads the
+  session (Redis) and compares user ids; anything else (no login, another login, a lease signed before
+  these claims) takes the exact path: Django's full session check and the membership, which refuses
+  with the right reason. The session (still there, same login, auth hash still the login's: a new
+  password or a logout ends it), the login (active) and the membership (active, of this brand, still
+  this login's) are checked, in one statement to PostgreSQL, on a lease's first heartbeat, at least
+  every MEMBER_CHECK_SECONDS after, and before every minute is recorded. So no minute is ever recorded
+  for a member suspended or logged out at that moment, and a suspended member's (or logged-out
+  session's) page is refused within MEMBER_CHECK_SECONDS (loyalty's processor also rejects minutes of an
+  inactive membership).
+- The honest-watching rules (live lease, server-timed gaps, both heartbeats good, carry, minute
+  numbers) are decided in Redis by one Lua script per heartbeat, never from a cache, and so is the daily
+  allotment: it is checked against the minutes *recorded* today, which are never fewer than the minutes
+  awarded, so a cache can only make a member stop earlier, never later.
+- The channel, its schedule epochs and the watch_minute rule are cached in this process for
+  selectors.CACHE_SECONDS. A judgement that refuses a player (off the air, wrong video, off schedule) is
+  made again from epochs read just then before it stands. A rule edit reaches heartbeats within
+  CACHE_SECONDS; the processor credits each minute by the rule in force when it processes it.
+- The figures answered (points today, balance) are what PostgreSQL said at the last check, kept in
+  Redis per member and day: read at every check, so at least whenever a minute is completed (before
+  it is recorded: the worker credits it asynchronously, so the page shows a minute's points at a later
+  heartbeat, typically with the next minute).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.conf import settings
 from django.db import transaction
@@ -152,12 +180,29 @@ def _require_member(membership: Membership | None, channel: Channel) -> Membersh
     return membership
 
 
-def lease_issue(*, channel: Channel, membership: Membership | None, now: dt.datetime | None = None) -> LeaseGrant:
-    """A new viewing lease for this page, which becomes the member's only live one (takes over)."""
+def lease_issue(
+    *,
+    channel: Channel,
+    membership: Membership | None,
+    user_id: int | None = None,
+    session_key: str | None = None,
+    now: dt.datetime | None = None,
+) -> LeaseGrant:
+    """A new viewing lease for this page, which becomes the member's only live one (takes over).
+
+    `user_id`: the login asking (default: the member's login); `session_key`: its session, whose cookie
+    lets heartbeats skip loading the session (see heartbeat_record).
+    """
     now = now or clock.now()
     membership = _require_member(membership, channel)
     claims = leases.LeaseClaims(
-        lease_id=leases.new_lease_id(), membership_id=membership.pk, channel_id=channel.pk, issued_at=now
+        lease_id=leases.new_lease_id(),
+        membership_id=membership.pk,
+        channel_id=channel.pk,
+        issued_at=now,
+        user_id=user_id if user_id is not None else membership.member.user_id,
+        member_id=membership.member_id,
+        session=leases.session_digest(session_key) if session_key else None,
     )
     leases.viewer_claim(member_id=membership.member_id, lease_id=claims.lease_id)
     return LeaseGrant(
@@ -169,6 +214,12 @@ def lease_issue(*, channel: Channel, membership: Membership | None, now: dt.date
 
 
 # --- heartbeats -----------------------------------------------------------------------------------------
+
+# How long a heartbeat trusts the last check of the member, the login and the session in PostgreSQL
+# (every minute is checked right before it is recorded, regardless): how soon a suspended member's page
+# is refused. A page sends a heartbeat every 30 s and records a minute every other one: with 45 s, those
+# checks are all it ever needs, while 30 s or less would have every heartbeat read PostgreSQL.
+MEMBER_CHECK_SECONDS = 45.0
 
 
 @dataclass(frozen=True)
@@ -192,93 +243,178 @@ class HeartbeatResult:
     timing: Timing
 
 
-def player_reason(*, channel: Channel, report: PlayerReport, now: dt.datetime, tolerance: float) -> str | None:
-    """Why this player state does not count as watching the channel now, or None when it does."""
+class Viewer(Protocol):
+    """Who sends a heartbeat: a session, looked at no more than needed (livestream.api.SessionViewer)."""
+
+    def issued_to(self, claims: leases.LeaseClaims) -> bool:
+        """Is this the session the lease was issued to? (Its cookie against the lease's digest: no I/O.)"""
+
+    @property
+    def user_id(self) -> int | None:
+        """The session's login id (loads the session, not the login)."""
+
+    def session_valid(self, *, password: str) -> bool:
+        """Does the session still hold for a login whose password (hash) is this? (Django's session check.)"""
+
+    def membership(self, channel: Channel) -> Membership | None:
+        """The exact check: the login as Django's authentication loads it (NotAuthenticatedError when the
+        session no longer holds) and its membership of the channel's brand."""
+
+
+def player_reason(
+    *, channel: Channel, report: PlayerReport, now: dt.datetime, tolerance: float, fresh: bool = True
+) -> str | None:
+    """Why this player state does not count as watching the channel now, or None when it does.
+
+    `fresh=False` judges from the epochs cached in this process; a refusal is then judged again from
+    epochs read now, so a cache can delay a refusal by a few seconds but never make one."""
     if report.state != "playing":
         return "not_playing"
     if not report.visible:
         return "hidden"
     margin = dt.timedelta(seconds=tolerance)
-    epochs = selectors.channel_epochs(channel=channel, since=now - margin)
+    epochs = selectors.channel_epochs_cached(channel=channel, since=now - margin, fresh=fresh)
     on_air = slots_overlapping(epochs, now - margin, now + margin)
     if not on_air:
-        return "off_air"
-    same_video = [slot for slot in on_air if slot.item.video_id == report.video_id]
-    if not same_video:
-        return "wrong_video"
-    position = dt.timedelta(seconds=report.position)
-    if not any(abs(slot.starts_at + position - now) <= margin for slot in same_video):
-        return "off_schedule"
-    return None
+        reason = "off_air"
+    else:
+        same_video = [slot for slot in on_air if slot.item.video_id == report.video_id]
+        position = dt.timedelta(seconds=report.position)
+        if not same_video:
+            reason = "wrong_video"
+        elif not any(abs(slot.starts_at + position - now) <= margin for slot in same_video):
+            reason = "off_schedule"
+        else:
+            return None
+    if not fresh:
+        return player_reason(channel=channel, report=report, now=now, tolerance=tolerance, fresh=True)
+    return reason
 
 
-def heartbeat_record(
-    *,
-    channel: Channel,
-    membership: Membership | None,
-    token: str,
-    report: PlayerReport,
-    now: dt.datetime | None = None,
-) -> HeartbeatResult:
-    """Check the lease, judge the player state, count the time since the previous heartbeat and have a
-    worker credit every minute completed (see the module docstring for the rules).
-
-    Raises LeaseInvalidError, LeaseExpiredError, LeaseSupersededError, NotAMemberError, CapReachedError.
-    """
-    now = now or clock.now()
-    timing = Timing.current()
+def _lease_claims(token: str, channel: Channel) -> leases.LeaseClaims:
     try:
         claims = leases.token_read(token)
     except leases.LeaseTokenError as error:
         raise LeaseInvalidError(message="This viewing lease is not valid. Reload the page.") from error
     if claims.channel_id != channel.pk:
         raise LeaseInvalidError(message="This viewing lease is for another channel.")
-    membership = _require_member(membership, channel)
+    return claims
+
+
+def _exact_member(viewer: Viewer, channel: Channel, claims: leases.LeaseClaims) -> Membership:
+    """The slow, exact checks (the login as Django loads it, its membership, the lease's owner), which
+    refuse with the right reason."""
+    membership = _require_member(viewer.membership(channel), channel)
     if claims.membership_id != membership.pk:
         raise LeaseInvalidError(message="This viewing lease belongs to someone else.")
+    return membership
+
+
+def _state_holds(state: selectors.ViewerState | None, viewer: Viewer, channel: Channel) -> bool:
+    return (
+        state is not None
+        and state.status == Membership.Status.ACTIVE
+        and state.brand_id == channel.brand_id
+        and state.user_id == viewer.user_id
+        and state.user_active
+        and viewer.session_valid(password=state.user_password)
+    )
+
+
+def heartbeat_record(
+    *,
+    channel: Channel,
+    viewer: Viewer,
+    token: str,
+    report: PlayerReport,
+    now: dt.datetime | None = None,
+) -> HeartbeatResult:
+    """Check the lease, judge the player state, count the time since the previous heartbeat and have a
+    worker credit every minute completed (see the module docstring for the rules and what is cached).
+
+    Typically one round trip to Redis and none to PostgreSQL; PostgreSQL is read when the member is due a
+    check or a minute is completed (then one statement, and the minute's INSERT).
+
+    Raises LeaseInvalidError, LeaseExpiredError, LeaseSupersededError, NotAuthenticatedError,
+    NotAMemberError, CapReachedError.
+    """
+    now = now or clock.now()
+    timing = Timing.current()
+    claims = _lease_claims(token, channel)
+    checked = False
+    member_id = claims.member_id
+    if (
+        member_id is None
+        or claims.user_id is None
+        or (not viewer.issued_to(claims) and viewer.user_id != claims.user_id)
+    ):
+        # Another login's lease, a visitor or non-member, or a token signed before these claims.
+        member_id = _exact_member(viewer, channel, claims).member_id
+        checked = True
     if now - claims.issued_at > leases.LEASE_MAX_AGE:
         raise LeaseExpiredError(message="This viewing lease has expired: the page asks for a new one.")
-    superseded = LeaseSupersededError(
-        message="You are watching in another tab or on another device: this one stopped earning.",
+
+    rule = selectors.watch_rule_cached(brand_id=channel.brand_id)
+    rule_reason = selectors.watch_rule_reason(rule, now)
+    reason = None
+    if rule_reason is None:
+        reason = player_reason(channel=channel, report=report, now=now, tolerance=timing.tolerance, fresh=False)
+    day = now.astimezone(channel.brand.zone).date()
+    now_ms = clock.to_ms(now)
+    accrual = leases.heartbeat(
+        member_id=member_id,
+        membership_id=claims.membership_id,
+        lease_id=claims.lease_id,
+        day=day.isoformat(),
+        now_ms=now_ms,
+        accrue=rule_reason is None,
+        good=reason is None,
+        max_gap_ms=int(timing.max_gap * 1000),
+        minute_ms=int(timing.minute * 1000),
+        allotted_minutes=rule.cap_per_day if rule is not None else None,
+        check_ms=int(MEMBER_CHECK_SECONDS * 1000),
     )
-    if leases.viewer_lease_id(member_id=membership.member_id) != claims.lease_id:
-        raise superseded
-    summary = selectors.watch_summary(membership=membership, at=now)
-    if summary.cap_reached:
+    if accrual.outcome == "superseded":
+        raise LeaseSupersededError(
+            message="You are watching in another tab or on another device: this one stopped earning.",
+        )
+
+    figures = accrual.summary
+    if accrual.check_due or accrual.minutes or figures is None:
+        try:
+            state = selectors.viewer_state(membership_id=claims.membership_id, day=day)
+            if not checked and not _state_holds(state, viewer, channel):
+                _exact_member(viewer, channel, claims)  # refuses, unless it was fixed meanwhile
+        except Exception:
+            if accrual.check_due:
+                leases.check_release(lease_id=claims.lease_id)
+            raise
+        read = state.figures if state is not None else leases.SummaryFigures(0, 0, 0)
+        if read != figures:
+            leases.figures_store(membership_id=claims.membership_id, day=day.isoformat(), figures=read)
+        figures = read
+    summary = selectors.watch_summary_of(
+        rule=rule, at=now, points_today=figures.points, balance=figures.balance, minutes_today=accrual.recorded
+    )
+    if accrual.outcome == "cap_reached":
         raise CapReachedError(
             message="You reached today's watch allotment. Keep watching; earning starts again tomorrow.",
             extra=summary.as_dict(),
         )
-    if not summary.earning:
-        return HeartbeatResult(False, summary.reason, 0.0, 0.0, 0, summary, timing)
-    reason = player_reason(channel=channel, report=report, now=now, tolerance=timing.tolerance)
-    day = now.astimezone(channel.brand.zone).date().isoformat()
-    accrual = leases.accrue(
-        member_id=membership.member_id,
-        membership_id=membership.pk,
-        lease_id=claims.lease_id,
-        day=day,
-        now_ms=clock.to_ms(now),
-        good=reason is None,
-        max_gap_ms=int(timing.max_gap * 1000),
-        minute_ms=int(timing.minute * 1000),
-    )
-    if accrual.outcome == "superseded":  # taken over between the check above and the script
-        raise superseded
+    if accrual.outcome == "not_earning":
+        return HeartbeatResult(False, rule_reason, 0.0, 0.0, 0, summary, timing)
     if accrual.minutes:
         # Recorded as pending events, keyed by the member's minute number of the brand day: a retried
         # heartbeat or a second device never records the same minute twice. The event processor
         # credits them with all other events, in batches, through the brand's watch_minute rule.
         events_record(
             brand_id=channel.brand_id,
-            membership_id=membership.pk,
+            membership_id=claims.membership_id,
             type=WATCH_MINUTE,
-            keys=[f"watch:{membership.pk}:{day}:{number}" for number in accrual.minute_numbers],
+            keys=[f"watch:{claims.membership_id}:{day.isoformat()}:{number}" for number in accrual.minute_numbers],
             occurred_at=now,
             metadata={"channel_id": channel.pk},
         )
-    if accrual.minutes:  # show the new points when the worker was quick (always, with eager tasks)
-        summary = selectors.watch_summary(membership=membership, at=now)
     counted = accrual.outcome == "counted"
     return HeartbeatResult(
         counted=counted,
