@@ -144,7 +144,7 @@ local carry = tonumber(state[3]) or 0
 local new_lease = not state[1] and not state[4]
 -- The member, login and session are checked in PostgreSQL on a lease's first heartbeat and then at
 -- least every CHECK_EVERY ms (and the caller checks before it records any minute). The check is claimed
--- here, so that racing heartbeats do not all make it; a check that fails gives its claim back.
+-- here, so that racing heartbeats do not all make it; a check that fails resets it (check_failed).
 local checked = tonumber(state[4])
 local check_due = 0
 if not checked or now - checked >= CHECK_EVERY or now < checked then
@@ -301,9 +301,15 @@ def heartbeat(
     )
 
 
-def check_release(*, lease_id: str) -> None:
-    """Give back the check claimed by the heartbeat script (the check failed): the next heartbeat checks."""
-    _redis().hdel(_LEASE_KEY.format(lease_id=lease_id), "checked_ms")
+def check_failed(*, lease_id: str) -> None:
+    """The member's check failed (or could not be made): the time this lease counted since its last good
+    check cannot be trusted, so its count starts again (the next heartbeat counts nothing, as after a bad
+    one), and so does the check (the next heartbeat makes it again)."""
+    key = _LEASE_KEY.format(lease_id=lease_id)
+    pipe = _redis().pipeline(transaction=False)
+    pipe.hset(key, mapping={"last_good": 0, "carry_ms": 0})
+    pipe.hdel(key, "checked_ms")
+    pipe.execute()
 
 
 def figures_store(*, membership_id: int, day: str, figures: SummaryFigures) -> None:

@@ -36,7 +36,8 @@ How a heartbeat stays cheap (thousands a second) without bending any rule above:
   every MEMBER_CHECK_SECONDS after, and before every minute is recorded. So no minute is ever recorded
   for a member suspended or logged out at that moment, and a suspended member's (or logged-out
   session's) page is refused within MEMBER_CHECK_SECONDS (loyalty's processor also rejects minutes of an
-  inactive membership).
+  inactive membership). A check that fails also drops the time the lease counted since its last good
+  check: time is only ever counted for a member who passed a check at most MEMBER_CHECK_SECONDS before.
 - The honest-watching rules (live lease, server-timed gaps, both heartbeats good, carry, minute
   numbers) are decided in Redis by one Lua script per heartbeat, never from a cache, and so is the daily
   allotment: it is checked against the minutes *recorded* today, which are never fewer than the minutes
@@ -386,8 +387,7 @@ def heartbeat_record(
             if not checked and not _state_holds(state, viewer, channel):
                 _exact_member(viewer, channel, claims)  # refuses, unless it was fixed meanwhile
         except Exception:
-            if accrual.check_due:
-                leases.check_release(lease_id=claims.lease_id)
+            leases.check_failed(lease_id=claims.lease_id)
             raise
         read = state.figures if state is not None else leases.SummaryFigures(0, 0, 0)
         if read != figures:
