@@ -44,16 +44,6 @@ class CsrfFailedError(ApplicationError):
     code = "csrf_failed"
 
 
-class FanSessionAuthentication(SessionAuthentication):
-    """DRF's session authentication (which enforces CSRF for logged-in users), with its own error code."""
-
-    def enforce_csrf(self, request) -> None:
-        try:
-            super().enforce_csrf(request)
-        except Exception as error:  # DRF raises PermissionDenied("CSRF Failed: <reason>")
-            raise CsrfFailedError(message=f"{error}. Reload the page.") from error
-
-
 class SessionCookie:
     """What a heartbeat authenticates as: the session cookie it came with, nothing loaded yet."""
 
@@ -64,17 +54,30 @@ class SessionCookie:
         self.session_key = session_key
 
 
-class HeartbeatAuthentication(FanSessionAuthentication):
-    """The session cookie, without loading the session or its login: a heartbeat checks the cookie
-    against its signed lease, and the session, login and membership in PostgreSQL regularly (see
-    services.heartbeat_record). CSRF is enforced whenever a session cookie is sent."""
+class FanSessionAuthentication(SessionAuthentication):
+    """DRF's session authentication (which enforces CSRF for logged-in users), with its own error code.
+
+    A view with `session_cookie_only = True` (the heartbeat) is authenticated by the session cookie alone,
+    without loading the session or its login: the view checks the cookie against its signed lease, and
+    the session, login and membership in PostgreSQL regularly (see services.heartbeat_record). CSRF is
+    then enforced whenever a session cookie is sent.
+    """
 
     def authenticate(self, request):
+        view = (request.parser_context or {}).get("view")
+        if not getattr(view, "session_cookie_only", False):
+            return super().authenticate(request)
         session_key = request._request.COOKIES.get(settings.SESSION_COOKIE_NAME)
         if not session_key:
             return None
         self.enforce_csrf(request)
         return (SessionCookie(session_key), None)
+
+    def enforce_csrf(self, request) -> None:
+        try:
+            super().enforce_csrf(request)
+        except Exception as error:  # DRF raises PermissionDenied("CSRF Failed: <reason>")
+            raise CsrfFailedError(message=f"{error}. Reload the page.") from error
 
 
 _MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -124,10 +127,9 @@ class SessionViewer:
 
 
 class FanSessionScheme(SessionScheme):
-    """Documents FanSessionAuthentication (and HeartbeatAuthentication) as the session cookie it is."""
+    """Documents FanSessionAuthentication as the session cookie it is."""
 
     target_class = "livestream.api.FanSessionAuthentication"
-    match_subclasses = True
     priority = 0
 
 
@@ -272,7 +274,7 @@ class ChannelLease(FanApiView):
 
 
 class ChannelHeartbeat(FanApiView):
-    authentication_classes = [HeartbeatAuthentication]
+    session_cookie_only = True  # see FanSessionAuthentication
 
     @extend_schema(
         operation_id="live_heartbeat",
