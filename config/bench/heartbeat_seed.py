@@ -12,7 +12,8 @@ It returns what the load generator needs (`config/bench/heartbeat.lua` reads it 
      "viewers": [{"session": "...", "csrf": "...", "lease": "..."}, ...]}
 
 The page's position in the video is then `(now - starts_at) % duration`, which the Lua script computes
-from `os.time()`.
+from `os.time()`. Seeding again reuses the viewers and gives each a new session and lease (so the first
+heartbeat of each checks the member in PostgreSQL: warm up before measuring).
 
 Command line (joins the server's database and Redis: the embedded ones of this checkout by default):
 
