@@ -222,12 +222,8 @@ class Accrual:
     carry_ms: int  # counted time toward the next whole minute
     minutes: int  # whole minutes completed by this heartbeat
     recorded: int  # minutes recorded for the member on this brand day, these included
-    check_due: bool  # the member, login and session have not been checked in PostgreSQL lately
+    check_due: bool  # the member, login and session are due a check in PostgreSQL (claimed by this heartbeat)
     summary: SummaryFigures | None  # what PostgreSQL said when last read (None: not yet this brand day)
-
-    @property
-    def last_minute_number(self) -> int:
-        return self.recorded
 
     @property
     def minute_numbers(self) -> range:
