@@ -12,7 +12,9 @@ It returns what the load generator needs (`config/bench/heartbeat.lua` reads it 
      "viewers": [{"session": "...", "csrf": "...", "lease": "..."}, ...]}
 
 The page's position in the video is then `(now - starts_at) % duration`, which the Lua script computes
-from `os.time()`. Seeding again reuses the viewers and gives each a new session and lease (so the first
+from `os.time()`. Each lease starts with a random part of a minute already counted (viewers join at
+different moments: without it, every seeded viewer completes a minute in the same second, once a
+minute). Seeding again reuses the viewers and gives each a new session and lease (so the first
 heartbeat of each checks the member in PostgreSQL: warm up before measuring).
 
 Command line (joins the server's database and Redis: the embedded ones of this checkout by default):
@@ -25,6 +27,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import random
+
+from django.conf import settings
 
 BRAND_SLUG = "bench"
 CHANNEL_SLUG = "bench-tv"
@@ -107,19 +112,33 @@ def _session(user) -> str:
     return session.session_key
 
 
-def seed(viewers: int) -> dict:
+def _stagger(lease_id: str, rng: random.Random) -> None:
+    """Start the lease with a random part of a minute already counted, as a viewer who joined at some
+    moment of the minute: otherwise every seeded viewer, counting at the same pace, completes a minute in
+    the same second, once a minute (a burst real audiences do not send)."""
+    from livestream import leases
+
+    minute_ms = int(float(settings.LIVESTREAM_MINUTE_SECONDS) * 1000)
+    leases._redis().hset(leases._LEASE_KEY.format(lease_id=lease_id), "carry_ms", rng.randrange(minute_ms))
+
+
+def seed(viewers: int, *, stagger: bool = True) -> dict:
     """Seed `viewers` logged-in members with a live lease each into the current database (see the module
-    docstring); returns what the load generator needs."""
+    docstring); returns what the load generator needs. `stagger`: spread the viewers' minutes over the
+    minute (see _stagger)."""
     from django.utils.crypto import get_random_string
 
     from livestream import clock, services
 
     _brand, channel, epoch = _programme()
     channel = type(channel).objects.select_related("brand").get(pk=channel.pk)
+    rng = random.Random(viewers)
     out = []
     for membership in _viewers(channel.brand, viewers):
         session_key = _session(membership.member.user)
         grant = services.lease_issue(channel=channel, membership=membership, session_key=session_key)
+        if stagger:
+            _stagger(grant.claims.lease_id, rng)
         out.append({"session": session_key, "csrf": get_random_string(32), "lease": grant.token})
     return {
         "channel": channel.slug,
@@ -142,12 +161,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--viewers", type=int, default=1000)
     parser.add_argument("--out", default="/tmp/heartbeat-viewers.txt")  # noqa: S108 - a throwaway bench file
+    parser.add_argument("--no-stagger", action="store_true", help="all viewers start their minute together")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()
-    seeded = seed(args.viewers)
+    seeded = seed(args.viewers, stagger=not args.no_stagger)
     write(seeded, args.out)
     print(f"{len(seeded['viewers'])} viewers of {seeded['channel']} written to {args.out}")
 
