@@ -125,11 +125,13 @@ def viewer_lease_id(*, member_id: int) -> str | None:
 
 _HEARTBEAT = """
 -- KEYS: viewer key, lease hash, minutes counter, summary hash
--- ARGV: lease id, now ms, accrue (0/1), good (0/1), minutes allotted per day (-1: no limit)
--- The durations (ms) and lifetimes (s) are written in (see _heartbeat_script).
+-- ARGV: lease id, now ms, accrue (0/1), good (0/1), minutes allotted per day (-1: no limit),
+--       check every (ms)
+-- The other durations (ms) and lifetimes (s) are written in (see _heartbeat_script).
 -- Returns one string: outcome, counted ms, carry ms, minutes completed, minutes recorded today,
 -- check due (0/1), summary points, summary awarded minutes, summary balance ('-': none: read them)
-local MAX_GAP, MINUTE, LEASE_TTL, COUNTER_TTL, CHECK_EVERY = {constants}
+local MAX_GAP, MINUTE, LEASE_TTL, COUNTER_TTL = {constants}
+local CHECK_EVERY = tonumber(ARGV[6])
 local live = redis.call('GET', KEYS[1])
 if live ~= ARGV[1] then
   return 'superseded 0 0 0 0 0 - - -'
@@ -265,7 +267,6 @@ def heartbeat(
         minute_ms,
         int(LEASE_MAX_AGE.total_seconds()),
         _MINUTES_TTL_SECONDS,
-        check_ms,
     )
     reply = _heartbeat_script(constants)(
         keys=[
@@ -280,6 +281,7 @@ def heartbeat(
             1 if accrue else 0,
             1 if good else 0,
             -1 if allotted_minutes is None else allotted_minutes,
+            check_ms,
         ],
         client=_redis(),
     )

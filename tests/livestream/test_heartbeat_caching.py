@@ -62,6 +62,12 @@ def send(tab: Tab, body: dict):
     return tab.client.post(f"/api/v1/live/{tab.channel.slug}/heartbeat", body, content_type="application/json")
 
 
+@pytest.fixture(autouse=True)
+def _checks_at_the_interval(monkeypatch):
+    """Every lease checks exactly every MEMBER_CHECK_SECONDS here (no spread), so tests can time it."""
+    monkeypatch.setattr(services, "MEMBER_CHECK_SPREAD", 0.0)
+
+
 @pytest.fixture
 def long_caches(monkeypatch):
     """Whatever a test reads into the process's caches stays there for the whole test, however slowly the
@@ -171,6 +177,16 @@ def test_a_suspension_is_seen_within_the_check_interval_even_without_a_minute(tv
         statuses[step * gap] = send(tab, on_schedule(tab, state="paused")).status_code
     first_due = gap * math.ceil(CHECK / gap)  # the first heartbeat at least MEMBER_CHECK_SECONDS later
     assert statuses == {seconds: 200 if seconds < first_due else 403 for seconds in statuses}
+
+
+def test_each_lease_checks_a_little_sooner_by_an_amount_of_its_own(monkeypatch):
+    monkeypatch.setattr(services, "MEMBER_CHECK_SPREAD", 0.25)
+    intervals = {services.member_check_ms(leases.new_lease_id()) for _ in range(200)}
+    assert min(intervals) >= 0.75 * CHECK * 1000
+    assert max(intervals) <= CHECK * 1000
+    assert max(intervals) - min(intervals) > 0.2 * CHECK * 1000  # spread over the range
+    assert services.member_check_ms("0000") == CHECK * 1000
+    assert services.member_check_ms("ffff") == 0.75 * CHECK * 1000
 
 
 def test_a_failed_check_is_made_again_on_the_next_heartbeat_and_what_was_counted_meanwhile_is_dropped(tv_async):
