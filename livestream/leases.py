@@ -319,6 +319,79 @@ def figures_store(*, membership_id: int, day: str, figures: SummaryFigures) -> N
     pipe.execute()
 
 
+# --- completed minutes, on their way to PostgreSQL --------------------------------------------------------
+
+_RECORD_QUEUE_KEY = "tally:live:record:queue"
+_RECORD_FLAG_KEY = "tally:live:record:flag"
+# A flag whose flush never ran (the broker was away) expires: the next minute queued schedules one.
+_RECORD_FLAG_TTL_SECONDS = 30
+_TAKE = """
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+redis.call('LTRIM', KEYS[1], #items, -1)
+return items
+"""
+_take_script: Script | None = None
+
+
+@dataclass(frozen=True)
+class CompletedMinutes:
+    """Minutes a heartbeat completed (numbers `first`..`last` of the member's brand day), to be recorded."""
+
+    brand_id: int
+    membership_id: int
+    channel_id: int
+    day: str
+    first: int
+    last: int
+    occurred_ms: int
+
+    def encode(self) -> str:
+        return (
+            f"{self.brand_id} {self.membership_id} {self.channel_id} {self.day} {self.first} {self.last} "
+            f"{self.occurred_ms}"
+        )
+
+    @classmethod
+    def decode(cls, value: bytes | str) -> CompletedMinutes:
+        brand, membership, channel, day, first, last, occurred = (
+            value.decode() if isinstance(value, bytes) else value
+        ).split()
+        return cls(int(brand), int(membership), int(channel), day, int(first), int(last), int(occurred))
+
+
+def minutes_queue(minutes: CompletedMinutes) -> bool:
+    """Queue completed minutes for the next flush (one round trip). True when no flush was due yet: the
+    caller then schedules one."""
+    pipe = _redis().pipeline(transaction=False)
+    pipe.rpush(_RECORD_QUEUE_KEY, minutes.encode())
+    pipe.set(_RECORD_FLAG_KEY, 1, nx=True, ex=_RECORD_FLAG_TTL_SECONDS)
+    _, flagged = pipe.execute()
+    return bool(flagged)
+
+
+def minutes_flush_due_clear() -> None:
+    """A flush is starting: minutes queued from now on schedule the next one."""
+    _redis().delete(_RECORD_FLAG_KEY)
+
+
+def minutes_take(*, limit: int) -> list[CompletedMinutes]:
+    """Take (atomically: no two flushes take the same) up to `limit` of the queued minutes, oldest first."""
+    global _take_script  # one Script per process
+    if _take_script is None:
+        _take_script = _redis().register_script(_TAKE)
+    return [CompletedMinutes.decode(item) for item in _take_script(keys=[_RECORD_QUEUE_KEY], args=[limit])]
+
+
+def minutes_give_back(minutes: list[CompletedMinutes]) -> None:
+    """Queue again minutes a flush took but could not record (recording them twice records them once)."""
+    if minutes:
+        _redis().lpush(_RECORD_QUEUE_KEY, *[item.encode() for item in reversed(minutes)])
+
+
+def minutes_queued() -> int:
+    return _redis().llen(_RECORD_QUEUE_KEY)
+
+
 def lease_carry_ms(*, lease_id: str) -> int:
     value = _redis().hget(_LEASE_KEY.format(lease_id=lease_id), "carry_ms")
     return int(value) if value else 0

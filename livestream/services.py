@@ -18,7 +18,8 @@ Honest watch minutes (the exact rules; M = settings.LIVESTREAM_MINUTE_SECONDS, 6
   one watch minute. Its number is the member's per-brand-day minute counter, and the minute is
   recorded as a pending `watch_minute` event through loyalty's `events_record`, keyed
   `watch:<membership>:<day>:<n>`, so a retried request or a second device never records the same minute
-  twice; loyalty's event processor credits it in its next batch.
+  twice; loyalty's event processor credits it in its next batch. (The heartbeat queues the minute in
+  Redis; a flush records all minutes queued within MINUTES_FLUSH_SECONDS in one transaction.)
 - Points come from the brand's `watch_minute` earn rule (points per minute, `cap_per_day` the daily
   allotment in minutes, counted in the brand's day). A heartbeat once the day's allotment is reached is
   a 422 `cap_reached`; loyalty's cap check under the membership row lock is the final fence.
@@ -46,6 +47,10 @@ How a heartbeat stays cheap (thousands a second) without bending any rule above:
   selectors.CACHE_SECONDS. A judgement that refuses a player (off the air, wrong video, off schedule) is
   made again from epochs read just then before it stands. A rule edit reaches heartbeats within
   CACHE_SECONDS; the processor credits each minute by the rule in force when it processes it.
+- A completed minute is queued in Redis (after the member's check) and recorded by a flush within
+  MINUTES_FLUSH_SECONDS, together with every minute queued meanwhile: one transaction, one commit and
+  one wake of loyalty's worker for all of them, instead of an INSERT, a commit and a wake per minute on
+  the heartbeat's path (a page completes a minute every other heartbeat).
 - The figures answered (points today, balance) are what PostgreSQL said at the last check, kept in
   Redis per member and day: read at every check, so at least whenever a minute is completed (before
   it is recorded: the worker credits it asynchronously, so the page shows a minute's points at a later
@@ -55,6 +60,7 @@ How a heartbeat stays cheap (thousands a second) without bending any rule above:
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -68,6 +74,8 @@ from livestream.schedule import next_epoch, slot_at, slots_overlapping
 from livestream.selectors import WATCH_MINUTE, WatchSummary
 from loyalty.models import Membership
 from loyalty.services.ingest import events_record
+
+logger = logging.getLogger(__name__)
 
 # --- errors: the API's error shape, with codes the page acts on ------------------------------------------
 
@@ -346,7 +354,7 @@ def heartbeat_record(
     worker credit every minute completed (see the module docstring for the rules and what is cached).
 
     Typically one round trip to Redis and none to PostgreSQL; PostgreSQL is read when the member is due a
-    check or a minute is completed (then one statement, and the minute's INSERT).
+    check or a minute is completed (one statement; the minute is then queued for watch_minutes_flush).
 
     Raises LeaseInvalidError, LeaseExpiredError, LeaseSupersededError, NotAuthenticatedError,
     NotAMemberError, CapReachedError.
@@ -415,18 +423,19 @@ def heartbeat_record(
         )
     if accrual.outcome == "not_earning":
         return HeartbeatResult(False, rule_reason, 0.0, 0.0, 0, summary, timing)
-    if accrual.minutes:
-        # Recorded as pending events, keyed by the member's minute number of the brand day: a retried
-        # heartbeat or a second device never records the same minute twice. The event processor
-        # credits them with all other events, in batches, through the brand's watch_minute rule.
-        events_record(
+    if accrual.minutes:  # the member was checked just above
+        numbers = accrual.minute_numbers
+        completed = leases.CompletedMinutes(
             brand_id=channel.brand_id,
             membership_id=claims.membership_id,
-            type=WATCH_MINUTE,
-            keys=[f"watch:{claims.membership_id}:{day.isoformat()}:{number}" for number in accrual.minute_numbers],
-            occurred_at=now,
-            metadata={"channel_id": channel.pk},
+            channel_id=channel.pk,
+            day=day.isoformat(),
+            first=numbers.start,
+            last=numbers.stop - 1,
+            occurred_ms=now_ms,
         )
+        if leases.minutes_queue(completed):
+            _minutes_flush_schedule()
     counted = accrual.outcome == "counted"
     return HeartbeatResult(
         counted=counted,
@@ -437,3 +446,55 @@ def heartbeat_record(
         summary=summary,
         timing=timing,
     )
+
+
+# --- recording completed minutes -------------------------------------------------------------------------
+
+# A heartbeat queues the minutes it completed (in Redis); a flush records everything queued within this
+# many seconds in one transaction: one commit and one wake of loyalty's worker for all of them, instead
+# of one per minute (a page completes a minute every other heartbeat).
+MINUTES_FLUSH_SECONDS = 1.0
+MINUTES_FLUSH_BATCH = 2000
+
+
+def _minutes_flush_schedule() -> None:
+    from livestream.tasks import watch_minutes_flush_task
+
+    try:
+        watch_minutes_flush_task.apply_async(countdown=MINUTES_FLUSH_SECONDS)
+    except Exception:  # the broker is away: the next minute queued tries again
+        logger.warning("could not schedule the flush of watch minutes", exc_info=True)
+        leases.minutes_flush_due_clear()
+
+
+def watch_minutes_flush(*, limit: int = MINUTES_FLUSH_BATCH) -> int:
+    """Record the minutes heartbeats completed and queued, as pending `watch_minute` events through
+    loyalty's `events_record`, `limit` at a time, each batch in one transaction. Returns how many events
+    were new.
+
+    Keyed by the member's minute number of the brand day (`watch:<membership>:<day>:<n>`): a retried
+    heartbeat, a second device or a flush that runs twice never records the same minute twice. The
+    event processor credits them with all other events, in batches, through the brand's watch_minute
+    rule. Minutes a flush took but could not record are queued again (and the task retries).
+    """
+    leases.minutes_flush_due_clear()  # minutes queued from now on schedule the next flush
+    recorded = 0
+    while taken := leases.minutes_take(limit=limit):
+        try:
+            with transaction.atomic():
+                for minutes in taken:
+                    recorded += events_record(
+                        brand_id=minutes.brand_id,
+                        membership_id=minutes.membership_id,
+                        type=WATCH_MINUTE,
+                        keys=[
+                            f"watch:{minutes.membership_id}:{minutes.day}:{number}"
+                            for number in range(minutes.first, minutes.last + 1)
+                        ],
+                        occurred_at=dt.datetime.fromtimestamp(minutes.occurred_ms / 1000, tz=dt.UTC),
+                        metadata={"channel_id": minutes.channel_id},
+                    )
+        except Exception:
+            leases.minutes_give_back(taken)
+            raise
+    return recorded

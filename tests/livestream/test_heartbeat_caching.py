@@ -41,6 +41,9 @@ def points(membership: Membership) -> int:
 
 
 def minutes_recorded(membership: Membership) -> int:
+    """Watch minutes recorded for the member, once the minutes heartbeats queued are flushed (what the
+    flush task does within MINUTES_FLUSH_SECONDS; the tests without eager tasks do it here)."""
+    services.watch_minutes_flush()
     return Event.objects.filter(membership=membership, type="watch_minute").count()
 
 
@@ -115,12 +118,16 @@ def test_a_heartbeat_runs_no_statement_unless_it_checks_the_member_or_records_a_
         with django_assert_num_queries(0):
             assert send(tab, body).json()["counted"] is True
 
-    tv_async.clock.advance(20)  # 60 s: a minute completed: check the member, then record it
+    tv_async.clock.advance(20)  # 60 s: a minute completed: check the member, then queue the minute
     body = on_schedule(tab)
     with django_assert_num_queries(1):
         answer = send(tab, body).json()
     assert answer["minutes_completed"] == 1
-    # ...with one INSERT, on loyalty's bulk cursor (outside Django's query log): the pending event it left.
+    assert leases.minutes_queued() == 1
+    # The flush records it: one INSERT (on loyalty's bulk cursor, outside Django's query log) in a
+    # transaction of its own.
+    with django_assert_num_queries(2):  # BEGIN ... COMMIT around the INSERT
+        assert services.watch_minutes_flush() == 1
     assert list(Event.objects.filter(membership=tv_async.membership).values_list("type", "status")) == [
         ("watch_minute", "pending")
     ]
