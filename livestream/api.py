@@ -6,20 +6,35 @@ heartbeats are for the logged-in fan's own page: session-authenticated, so CSRF-
 
 from __future__ import annotations
 
-from django.http import Http404
+import json
+
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user, get_user_model
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.crypto import constant_time_compare
+from django.utils.functional import cached_property
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.authentication import SessionAuthentication
+from rest_framework.authentication import CSRFCheck, SessionAuthentication
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import ApplicationError
-from livestream import clock, selectors, services
+from config.errors import ApplicationError, error_body
+from livestream import clock, leases, selectors, services
 from livestream.models import Channel
-from livestream.serializers import HeartbeatInputSerializer, heartbeat_out, lease_out, on_air_out
+from livestream.serializers import (
+    HeartbeatInputSerializer,
+    heartbeat_input,
+    heartbeat_input_plain,
+    heartbeat_out,
+    lease_out,
+    on_air_out,
+)
 from loyalty.selectors import membership_for_user
 
 ERROR_SHAPE = inline_serializer(
@@ -39,14 +54,86 @@ class CsrfFailedError(ApplicationError):
     code = "csrf_failed"
 
 
+class SessionCookie:
+    """What a heartbeat authenticates as: the session cookie it came with, nothing loaded yet."""
+
+    is_authenticated = True
+    is_active = True
+
+    def __init__(self, session_key: str) -> None:
+        self.session_key = session_key
+
+
 class FanSessionAuthentication(SessionAuthentication):
-    """DRF's session authentication (which enforces CSRF for logged-in users), with its own error code."""
+    """DRF's session authentication (which enforces CSRF for logged-in users), with its own error code.
+
+    A view with `session_cookie_only = True` (the heartbeat) is authenticated by the session cookie alone,
+    without loading the session or its login: the view checks the cookie against its signed lease, and
+    the session, login and membership in PostgreSQL regularly (see services.heartbeat_record). CSRF is
+    then enforced whenever a session cookie is sent.
+    """
+
+    def authenticate(self, request):
+        view = (request.parser_context or {}).get("view")
+        if not getattr(view, "session_cookie_only", False):
+            return super().authenticate(request)
+        session_key = request._request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+        if not session_key:
+            return None
+        self.enforce_csrf(request)
+        return (SessionCookie(session_key), None)
 
     def enforce_csrf(self, request) -> None:
         try:
             super().enforce_csrf(request)
         except Exception as error:  # DRF raises PermissionDenied("CSRF Failed: <reason>")
             raise CsrfFailedError(message=f"{error}. Reload the page.") from error
+
+
+_MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+class SessionViewer:
+    """services.Viewer for a heartbeat's request: its session, loaded only when asked about its login."""
+
+    def __init__(self, request: HttpRequest, session_key: str) -> None:
+        self.request = request
+        self.session_key = session_key
+
+    def issued_to(self, claims: leases.LeaseClaims) -> bool:
+        return claims.session is not None and constant_time_compare(
+            claims.session, leases.session_digest(self.session_key)
+        )
+
+    @cached_property
+    def user_id(self) -> int | None:
+        value = self.request.session.get(SESSION_KEY)
+        if value is None:
+            return None
+        try:
+            return get_user_model()._meta.pk.to_python(value)
+        except ValidationError:
+            return None
+
+    def session_valid(self, *, password: str) -> bool:
+        """What django.contrib.auth.get_user checks, given the login's password hash: the session was made
+        by ModelBackend (which refuses inactive logins: checked by the caller) and its auth hash is the
+        current one. Anything else (another backend, a hash of a rotated secret) says no, and the caller
+        takes the exact path, which is get_user itself."""
+        session = self.request.session
+        session_hash = session.get(HASH_SESSION_KEY)
+        if not session_hash or session.get(BACKEND_SESSION_KEY) != _MODEL_BACKEND:
+            return False
+        if _MODEL_BACKEND not in settings.AUTHENTICATION_BACKENDS or self.user_id is None:
+            return False
+        expected = get_user_model()(pk=self.user_id, password=password).get_session_auth_hash()
+        return constant_time_compare(session_hash, expected)
+
+    def membership(self, channel: Channel):
+        user = get_user(self.request)  # logs an invalid session out, as the authentication middleware would
+        if not user.is_authenticated:
+            raise services.NotAuthenticatedError(message="Log in to earn points by watching.")
+        return membership_for_user(user=user, brand=channel.brand)
 
 
 class FanSessionScheme(SessionScheme):
@@ -56,8 +143,8 @@ class FanSessionScheme(SessionScheme):
     priority = 0
 
 
-def _channel(slug: str) -> Channel:
-    channel = selectors.channel_get_active(slug=slug)
+def _channel(slug: str, *, cached: bool = False) -> Channel:
+    channel = (selectors.channel_get_active_cached if cached else selectors.channel_get_active)(slug=slug)
     if channel is None:
         raise Http404("No such channel.")
     return channel
@@ -186,11 +273,33 @@ class ChannelLease(FanApiView):
     )
     def post(self, request: Request, slug: str) -> Response:
         channel = _channel(slug)
-        grant = services.lease_issue(channel=channel, membership=self.membership(request, channel))
+        membership = self.membership(request, channel)
+        grant = services.lease_issue(
+            channel=channel,
+            membership=membership,
+            user_id=request.user.pk,
+            session_key=request._request.session.session_key,
+        )
         return Response(lease_out(grant), status=201, headers=NO_STORE)
 
 
 class ChannelHeartbeat(FanApiView):
+    session_cookie_only = True  # see FanSessionAuthentication
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        """DRF's view, behind heartbeat_plain (which answers what a page sends without DRF's machinery)."""
+        view = super().as_view(**initkwargs)
+
+        def heartbeat(request: HttpRequest, slug: str) -> HttpResponse:
+            answer = heartbeat_plain(request, slug)
+            return answer if answer is not None else view(request, slug=slug)
+
+        heartbeat.cls = view.cls  # what drf-spectacular documents
+        heartbeat.initkwargs = view.initkwargs
+        heartbeat.csrf_exempt = True  # as DRF's views: CSRF is the authentication's to enforce
+        return heartbeat
+
     @extend_schema(
         operation_id="live_heartbeat",
         summary="Report the player's state; counts watched time",
@@ -242,15 +351,14 @@ class ChannelHeartbeat(FanApiView):
         ],
     )
     def post(self, request: Request, slug: str) -> Response:
-        channel = _channel(slug)
-        membership = self.membership(request, channel)
-        serializer = HeartbeatInputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
+        channel = _channel(slug, cached=True)
+        if request.user is None:  # UNAUTHENTICATED_USER is None in this project
+            raise services.NotAuthenticatedError(message="Log in to earn points by watching.")
+        data = heartbeat_input(request.data)
         now = clock.now()
         result = services.heartbeat_record(
             channel=channel,
-            membership=membership,
+            viewer=SessionViewer(request._request, request.user.session_key),
             token=data["lease"],
             report=services.PlayerReport(
                 state=data["state"], video_id=data["video_id"], position=data["position"], visible=data["visible"]
@@ -258,3 +366,79 @@ class ChannelHeartbeat(FanApiView):
             now=now,
         )
         return Response(heartbeat_out(result, now), headers=NO_STORE)
+
+
+# --- the heartbeat as a page sends it, without DRF's request and response machinery ------------------------
+
+_RENDERER = JSONRenderer()
+_PLAIN_MAX_BYTES = 4096  # a heartbeat is a few hundred bytes; anything bigger is DRF's to judge
+_ALLOW = "POST, OPTIONS"  # what DRF's view answers in Allow
+
+
+def _no_response(request):  # pragma: no cover - CSRFCheck wants a get_response it never calls here
+    return None
+
+
+def _not_json_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_response(body: dict, status: int, headers: dict | None = None) -> HttpResponse:
+    response = HttpResponse(_RENDERER.render(body), status=status, content_type="application/json")
+    response["Allow"] = _ALLOW
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def heartbeat_plain(request: HttpRequest, slug: str) -> HttpResponse | None:
+    """Answer a heartbeat as the TV page sends it (a POST of plainly valid JSON with the session cookie and
+    the CSRF token) without DRF's request, negotiation and response objects: what ChannelHeartbeat would
+    answer, byte for byte, for a fraction of the cost (heartbeats come by the thousand a second).
+
+    None for anything else (no session cookie, a CSRF failure, an unknown channel, input the serializer
+    has to judge...), before anything was done: DRF's view then answers it as it always did.
+    """
+    if request.method != "POST" or request.content_type != "application/json":
+        return None
+    if request.encoding not in (None, "utf-8", "UTF-8"):
+        return None
+    session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
+    if not session_key:
+        return None
+    try:
+        if int(request.META.get("CONTENT_LENGTH") or 0) > _PLAIN_MAX_BYTES:
+            return None
+    except ValueError:
+        return None
+    check = CSRFCheck(_no_response)  # what FanSessionAuthentication.enforce_csrf runs
+    check.process_request(request)
+    if check.process_view(request, None, (), {}):
+        return None
+    channel = selectors.channel_get_active_cached(slug=slug)
+    if channel is None:
+        return None
+    try:  # as DRF's JSONParser: UTF-8, and no NaN or Infinity
+        data = json.loads(request.body.decode("utf-8"), parse_constant=_not_json_constant)
+    except ValueError:
+        return None
+    fields = heartbeat_input_plain(data)
+    if fields is None:
+        return None
+    now = clock.now()
+    try:
+        result = services.heartbeat_record(
+            channel=channel,
+            viewer=SessionViewer(request, session_key),
+            token=fields["lease"],
+            report=services.PlayerReport(
+                state=fields["state"],
+                video_id=fields["video_id"],
+                position=fields["position"],
+                visible=fields["visible"],
+            ),
+            now=now,
+        )
+    except ApplicationError as error:  # as config.errors.api_exception_handler answers it
+        return _json_response(error_body(error.code, error.message, error.fields, **error.extra), error.status_code)
+    return _json_response(heartbeat_out(result, now), 200, NO_STORE)

@@ -1,19 +1,25 @@
 """Viewing leases: a signed token per page, one live lease per member in Redis, and the per-lease
-accrual of watched time, done atomically in Redis by one Lua script.
+accrual of watched time, done atomically in Redis by one Lua script, which is also the heartbeat's only
+round trip to Redis (beside the session).
 
 Keys (the cache database, next to loyalty's locks):
 
 - `tally:live:viewer:<member id>`            the member's live lease id. A new tab or device SETs it
                                              (takes over); every other lease of the member stops earning.
-- `tally:live:lease:<lease id>`              hash: last_ms / last_good (the previous heartbeat) and
-                                             carry_ms (counted time not yet a whole minute).
-- `tally:live:minutes:<membership id>:<day>` how many minutes were completed on that brand day: the
-                                             per-member minute number that makes each credit's key.
+- `tally:live:lease:<lease id>`              hash: last_ms / last_good (the previous heartbeat), carry_ms
+                                             (counted time not yet a whole minute) and checked_ms (when the
+                                             member, login and session were last checked in PostgreSQL).
+- `tally:live:minutes:<membership id>:<day>` how many minutes were completed (recorded) on that brand day:
+                                             the per-member minute number that makes each credit's key, and
+                                             what the daily allotment is checked against.
+- `tally:live:summary:<membership id>:<day>` hash: what PostgreSQL said when last read (points and
+                                             minutes awarded today, balance), so that most heartbeats
+                                             answer the figures without reading PostgreSQL.
 
-Why Lua: "is this lease still the live one", "how long since its previous heartbeat", "add it to the
-carry" and "take a minute number" must be one step. Two heartbeats racing (two tabs, a retried request)
-would otherwise both read the old state and count the same seconds twice. Redis runs a script without
-interleaving any other command, which is exactly that.
+Why Lua: "is this lease still the live one", "is the allotment used up", "how long since its previous
+heartbeat", "add it to the carry" and "take a minute number" must be one step. Two heartbeats racing
+(two tabs, a retried request) would otherwise both read the old state and count the same seconds
+twice. Redis runs a script without interleaving any other command, which is exactly that.
 """
 
 from __future__ import annotations
@@ -23,16 +29,20 @@ import uuid
 from dataclasses import dataclass
 
 from django.core import signing
+from django.utils.crypto import salted_hmac
 from django_redis import get_redis_connection
+from redis.commands.core import Script
 
 from livestream import clock
 
 LEASE_SALT = "livestream.lease"
+SESSION_SALT = "livestream.lease.session"
 # A lease is good for one long viewing session; the page asks for a new one when told it expired.
 LEASE_MAX_AGE = dt.timedelta(hours=12)
 _VIEWER_KEY = "tally:live:viewer:{member_id}"
 _LEASE_KEY = "tally:live:lease:{lease_id}"
 _MINUTES_KEY = "tally:live:minutes:{membership_id}:{day}"
+_SUMMARY_KEY = "tally:live:summary:{membership_id}:{day}"
 _MINUTES_TTL_SECONDS = 3 * 24 * 3600  # outlives the brand day in any timezone
 
 
@@ -42,6 +52,13 @@ class LeaseClaims:
     membership_id: int
     channel_id: int
     issued_at: dt.datetime
+    # The login and the session the lease was issued to, and the member (whose live lease is kept in
+    # Redis): a heartbeat sent with that session's cookie needs to load neither the session nor the
+    # login (see services.heartbeat_record). None in tokens signed before they were added: those take
+    # the exact, slower checks.
+    user_id: int | None = None
+    member_id: int | None = None
+    session: str | None = None  # session_digest() of the session's key, never the key itself
 
 
 class LeaseTokenError(Exception):
@@ -55,6 +72,12 @@ def token_sign(claims: LeaseClaims) -> str:
         "c": claims.channel_id,
         "i": clock.to_ms(claims.issued_at),
     }
+    if claims.user_id is not None:
+        payload["u"] = claims.user_id
+    if claims.member_id is not None:
+        payload["p"] = claims.member_id
+    if claims.session is not None:
+        payload["s"] = claims.session
     return signing.dumps(payload, salt=LEASE_SALT, compress=False)
 
 
@@ -68,9 +91,18 @@ def token_read(token: str) -> LeaseClaims:
             membership_id=int(payload["m"]),
             channel_id=int(payload["c"]),
             issued_at=dt.datetime.fromtimestamp(int(payload["i"]) / 1000, tz=dt.UTC),
+            user_id=int(payload["u"]) if "u" in payload else None,
+            member_id=int(payload["p"]) if "p" in payload else None,
+            session=str(payload["s"]) if "s" in payload else None,
         )
-    except (signing.BadSignature, KeyError, TypeError, ValueError) as error:
+    except (signing.BadSignature, KeyError, TypeError, ValueError, AttributeError) as error:
         raise LeaseTokenError(str(error)) from error
+
+
+def session_digest(session_key: str) -> str:
+    """What a lease says about the session it was issued to: a keyed digest of the session key (the key
+    is a login credential; the lease is readable by the page's JavaScript, the session cookie is not)."""
+    return salted_hmac(SESSION_SALT, session_key, algorithm="sha256").hexdigest()[:32]
 
 
 def new_lease_id() -> str:
@@ -91,104 +123,273 @@ def viewer_lease_id(*, member_id: int) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-_ACCRUE = """
--- KEYS: viewer key, lease hash, minutes counter
--- ARGV: lease id, now ms, good (0/1), max gap ms, minute ms, lease ttl s, counter ttl s
+_HEARTBEAT = """
+-- KEYS: viewer key, lease hash, minutes counter, summary hash
+-- ARGV: lease id, now ms, accrue (0/1), good (0/1), minutes allotted per day (-1: no limit),
+--       check every (ms)
+-- The other durations (ms) and lifetimes (s) are written in (see _heartbeat_script).
+-- Returns one string: outcome, counted ms, carry ms, minutes completed, minutes recorded today,
+-- check due (0/1), summary points, summary awarded minutes, summary balance ('-': none: read them)
+local MAX_GAP, MINUTE, LEASE_TTL, COUNTER_TTL = {constants}
+local CHECK_EVERY = tonumber(ARGV[6])
 local live = redis.call('GET', KEYS[1])
 if live ~= ARGV[1] then
-  return {'superseded', 0, 0, 0, 0}
+  return 'superseded 0 0 0 0 0 - - -'
 end
 local now = tonumber(ARGV[2])
-local good = tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[2], 'last_ms', 'last_good', 'carry_ms')
+local state = redis.call('HMGET', KEYS[2], 'last_ms', 'last_good', 'carry_ms', 'checked_ms')
+local recorded = tonumber(redis.call('GET', KEYS[3]) or '0')
+local summary = redis.call('HMGET', KEYS[4], 'points', 'awarded', 'balance')
 local last_ms = tonumber(state[1])
 local last_good = tonumber(state[2])
 local carry = tonumber(state[3]) or 0
+local new_lease = not state[1] and not state[4]
+-- The member, login and session are checked in PostgreSQL on a lease's first heartbeat and then at
+-- least every CHECK_EVERY ms (and the caller checks before it records any minute). The check is claimed
+-- here, so that racing heartbeats do not all make it; a check that fails resets it (check_failed).
+local checked = tonumber(state[4])
+local check_due = 0
+if not checked or now - checked >= CHECK_EVERY or now < checked then
+  check_due = 1
+  redis.call('HSET', KEYS[2], 'checked_ms', now)
+end
+local function answer(outcome, counted, minutes)
+  if new_lease then
+    redis.call('EXPIRE', KEYS[2], LEASE_TTL)
+  end
+  return table.concat({outcome, counted, carry, minutes, recorded, check_due,
+                       summary[1] or '-', summary[2] or '-', summary[3] or '-'}, ' ')
+end
+if ARGV[3] == '0' then
+  -- no usable watch_minute rule: nothing accrues
+  return answer('not_earning', 0, 0)
+end
+local allotted = tonumber(ARGV[5])
+if allotted >= 0 and recorded >= allotted then
+  if check_due == 0 and (tonumber(summary[2]) or 0) < recorded then
+    -- the figures miss minutes recorded before the allotment ran out: check (and read them) once now
+    check_due = 1
+    redis.call('HSET', KEYS[2], 'checked_ms', now)
+  end
+  return answer('cap_reached', 0, 0)
+end
+local good = tonumber(ARGV[4])
 if last_ms and now < last_ms then
   -- a request overtaken by a later one: time never runs backwards
-  return {'out_of_order', 0, carry, 0, 0}
+  return answer('out_of_order', 0, 0)
 end
-redis.call('HSET', KEYS[2], 'last_ms', now, 'last_good', good)
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[6]))
+local outcome = 'counted'
+local gap = 0
+local minutes = 0
 if good == 0 then
-  return {'not_counted', 0, carry, 0, 0}
+  outcome = 'not_counted'
+elseif not last_ms then
+  outcome = 'first_heartbeat'
+elseif last_good ~= 1 then
+  outcome = 'resumed'
+elseif now - last_ms > MAX_GAP then
+  outcome = 'gap_too_long'
+else
+  gap = now - last_ms
+  carry = carry + gap
+  minutes = math.floor(carry / MINUTE)
+  carry = carry - minutes * MINUTE
 end
-if not last_ms then
-  return {'first_heartbeat', 0, carry, 0, 0}
-end
-if last_good ~= 1 then
-  return {'resumed', 0, carry, 0, 0}
-end
-local gap = now - last_ms
-if gap > tonumber(ARGV[4]) then
-  return {'gap_too_long', 0, carry, 0, 0}
-end
-local minute = tonumber(ARGV[5])
-carry = carry + gap
-local minutes = math.floor(carry / minute)
-carry = carry - minutes * minute
-redis.call('HSET', KEYS[2], 'carry_ms', carry)
-local last_number = 0
+redis.call('HSET', KEYS[2], 'last_ms', now, 'last_good', good, 'carry_ms', carry)
 if minutes > 0 then
-  last_number = redis.call('INCRBY', KEYS[3], minutes)
-  redis.call('EXPIRE', KEYS[3], tonumber(ARGV[7]))
+  recorded = redis.call('INCRBY', KEYS[3], minutes)
+  redis.call('EXPIRE', KEYS[3], COUNTER_TTL)
 end
-return {'counted', gap, carry, minutes, last_number}
+return answer(outcome, gap, minutes)
 """
+_scripts: dict[tuple[int, ...], Script] = {}
+
+
+def _heartbeat_script(constants: tuple[int, ...]) -> Script:
+    """The heartbeat script with its durations written in (fewer arguments to send on every call): one
+    per set of durations, and there is one set in production (tests compress time)."""
+    script = _scripts.get(constants)
+    if script is None:
+        source = _HEARTBEAT.replace("{constants}", ", ".join(str(value) for value in constants))
+        script = _scripts[constants] = _redis().register_script(source)
+    return script
 
 
 @dataclass(frozen=True)
 class Accrual:
-    outcome: str  # counted, superseded, out_of_order, not_counted, first_heartbeat, resumed, gap_too_long
+    # counted, superseded, cap_reached, not_earning, out_of_order, not_counted, first_heartbeat, resumed,
+    # gap_too_long
+    outcome: str
     counted_ms: int  # time between this heartbeat and the previous one that was counted
     carry_ms: int  # counted time toward the next whole minute
     minutes: int  # whole minutes completed by this heartbeat
-    last_minute_number: int  # the member's minute number (that brand day) of the last one completed
+    recorded: int  # minutes recorded for the member on this brand day, these included
+    check_due: bool  # the member, login and session are due a check in PostgreSQL (claimed by this heartbeat)
+    summary: SummaryFigures | None  # what PostgreSQL said when last read (None: not yet this brand day)
 
     @property
     def minute_numbers(self) -> range:
-        return range(self.last_minute_number - self.minutes + 1, self.last_minute_number + 1)
+        return range(self.recorded - self.minutes + 1, self.recorded + 1)
 
 
-def accrue(
+@dataclass(frozen=True)
+class SummaryFigures:
+    """A member's watch figures of one brand day, as PostgreSQL said when they were last read."""
+
+    points: int  # points awarded today by the watch_minute rule
+    awarded: int  # minutes awarded today
+    balance: int
+
+
+def heartbeat(
     *,
     member_id: int,
     membership_id: int,
     lease_id: str,
     day: str,
     now_ms: int,
+    accrue: bool,
     good: bool,
     max_gap_ms: int,
     minute_ms: int,
+    allotted_minutes: int | None,
+    check_ms: int,
 ) -> Accrual:
     """Record one heartbeat of a lease and count the time since the previous one, atomically (see the
-    module docstring). Counts only when this lease is the member's live one, both heartbeats were good,
-    and they are at most `max_gap_ms` apart."""
-    client = _redis()
-    script = client.register_script(_ACCRUE)
-    outcome, counted, carry, minutes, last_number = script(
+    module docstring), in one round trip that also answers what the caller needs to reply.
+
+    Nothing accrues when this lease is not the member's live one (`superseded`), when `accrue` is false
+    (no usable rule: `not_earning`), or when `allotted_minutes` were already recorded today
+    (`cap_reached`). Otherwise time counts only when both heartbeats were good and at most `max_gap_ms`
+    apart."""
+    constants = (
+        max_gap_ms,
+        minute_ms,
+        int(LEASE_MAX_AGE.total_seconds()),
+        _MINUTES_TTL_SECONDS,
+    )
+    reply = _heartbeat_script(constants)(
         keys=[
             _VIEWER_KEY.format(member_id=member_id),
             _LEASE_KEY.format(lease_id=lease_id),
             _MINUTES_KEY.format(membership_id=membership_id, day=day),
+            _SUMMARY_KEY.format(membership_id=membership_id, day=day),
         ],
         args=[
             lease_id,
             now_ms,
+            1 if accrue else 0,
             1 if good else 0,
-            max_gap_ms,
-            minute_ms,
-            int(LEASE_MAX_AGE.total_seconds()),
-            _MINUTES_TTL_SECONDS,
+            -1 if allotted_minutes is None else allotted_minutes,
+            check_ms,
         ],
+        client=_redis(),
     )
+    outcome, counted, carry, minutes, recorded, check_due, points, awarded, balance = (
+        reply.decode() if isinstance(reply, bytes) else reply
+    ).split()
     return Accrual(
-        outcome=outcome.decode() if isinstance(outcome, bytes) else outcome,
+        outcome=outcome,
         counted_ms=int(counted),
         carry_ms=int(carry),
         minutes=int(minutes),
-        last_minute_number=int(last_number),
+        recorded=int(recorded),
+        check_due=check_due == "1",
+        summary=None if "-" in (points, awarded, balance) else SummaryFigures(int(points), int(awarded), int(balance)),
     )
+
+
+def check_failed(*, lease_id: str) -> None:
+    """The member's check failed (or could not be made): the time this lease counted since its last good
+    check cannot be trusted, so its count starts again (the next heartbeat counts nothing, as after a bad
+    one), and so does the check (the next heartbeat makes it again)."""
+    key = _LEASE_KEY.format(lease_id=lease_id)
+    pipe = _redis().pipeline(transaction=False)
+    pipe.hset(key, mapping={"last_good": 0, "carry_ms": 0})
+    pipe.hdel(key, "checked_ms")
+    pipe.execute()
+
+
+def figures_store(*, membership_id: int, day: str, figures: SummaryFigures) -> None:
+    """Keep what PostgreSQL said about the member's day for the heartbeats that follow."""
+    key = _SUMMARY_KEY.format(membership_id=membership_id, day=day)
+    pipe = _redis().pipeline(transaction=False)
+    pipe.hset(key, mapping={"points": figures.points, "awarded": figures.awarded, "balance": figures.balance})
+    pipe.expire(key, _MINUTES_TTL_SECONDS)
+    pipe.execute()
+
+
+# --- completed minutes, on their way to PostgreSQL --------------------------------------------------------
+
+_RECORD_QUEUE_KEY = "tally:live:record:queue"
+_RECORD_FLAG_KEY = "tally:live:record:flag"
+# A flag whose flush never ran (the broker was away) expires: the next minute queued schedules one.
+_RECORD_FLAG_TTL_SECONDS = 30
+_TAKE = """
+local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
+redis.call('LTRIM', KEYS[1], #items, -1)
+return items
+"""
+_take_script: Script | None = None
+
+
+@dataclass(frozen=True)
+class CompletedMinutes:
+    """Minutes a heartbeat completed (numbers `first`..`last` of the member's brand day), to be recorded."""
+
+    brand_id: int
+    membership_id: int
+    channel_id: int
+    day: str
+    first: int
+    last: int
+    occurred_ms: int
+
+    def encode(self) -> str:
+        return (
+            f"{self.brand_id} {self.membership_id} {self.channel_id} {self.day} {self.first} {self.last} "
+            f"{self.occurred_ms}"
+        )
+
+    @classmethod
+    def decode(cls, value: bytes | str) -> CompletedMinutes:
+        brand, membership, channel, day, first, last, occurred = (
+            value.decode() if isinstance(value, bytes) else value
+        ).split()
+        return cls(int(brand), int(membership), int(channel), day, int(first), int(last), int(occurred))
+
+
+def minutes_queue(minutes: CompletedMinutes) -> bool:
+    """Queue completed minutes for the next flush (one round trip). True when no flush was due yet: the
+    caller then schedules one."""
+    pipe = _redis().pipeline(transaction=False)
+    pipe.rpush(_RECORD_QUEUE_KEY, minutes.encode())
+    pipe.set(_RECORD_FLAG_KEY, 1, nx=True, ex=_RECORD_FLAG_TTL_SECONDS)
+    _, flagged = pipe.execute()
+    return bool(flagged)
+
+
+def minutes_flush_due_clear() -> None:
+    """A flush is starting: minutes queued from now on schedule the next one."""
+    _redis().delete(_RECORD_FLAG_KEY)
+
+
+def minutes_take(*, limit: int) -> list[CompletedMinutes]:
+    """Take (atomically: no two flushes take the same) up to `limit` of the queued minutes, oldest first."""
+    global _take_script  # one Script per process
+    if _take_script is None:
+        _take_script = _redis().register_script(_TAKE)
+    return [CompletedMinutes.decode(item) for item in _take_script(keys=[_RECORD_QUEUE_KEY], args=[limit])]
+
+
+def minutes_give_back(minutes: list[CompletedMinutes]) -> None:
+    """Queue again minutes a flush took but could not record (recording them twice records them once)."""
+    if minutes:
+        _redis().lpush(_RECORD_QUEUE_KEY, *[item.encode() for item in reversed(minutes)])
+
+
+def minutes_queued() -> int:
+    return _redis().llen(_RECORD_QUEUE_KEY)
 
 
 def lease_carry_ms(*, lease_id: str) -> int:

@@ -18,16 +18,51 @@ Honest watch minutes (the exact rules; M = settings.LIVESTREAM_MINUTE_SECONDS, 6
   one watch minute. Its number is the member's per-brand-day minute counter, and the minute is
   recorded as a pending `watch_minute` event through loyalty's `events_record`, keyed
   `watch:<membership>:<day>:<n>`, so a retried request or a second device never records the same minute
-  twice; loyalty's event processor credits it in its next batch.
+  twice; loyalty's event processor credits it in its next batch. (The heartbeat queues the minute in
+  Redis; a flush records all minutes queued within MINUTES_FLUSH_SECONDS in one transaction.)
 - Points come from the brand's `watch_minute` earn rule (points per minute, `cap_per_day` the daily
   allotment in minutes, counted in the brand's day). A heartbeat once the day's allotment is reached is
   a 422 `cap_reached`; loyalty's cap check under the membership row lock is the final fence.
+
+How a heartbeat stays cheap (thousands a second) without bending any rule above:
+
+- Who: the signed lease names its membership, member, channel, login (user id) and session (a keyed
+  digest of the session key). A heartbeat sent with the cookie of the session the lease was issued to
+  needs neither the session nor the login loaded; with another session of the same login it loads the
+  session (Redis) and compares user ids; anything else (no login, another login, a lease signed before
+  these claims) takes the exact path: Django's full session check and the membership, which refuses
+  with the right reason. The session (still there, same login, auth hash still the login's: a new
+  password or a logout ends it), the login (active) and the membership (active, of this brand, still
+  this login's) are checked, in one statement to PostgreSQL, on a lease's first heartbeat, at least
+  every MEMBER_CHECK_SECONDS after, and before every minute is recorded. So no minute is ever recorded
+  for a member suspended or logged out at that moment, and a suspended member's (or logged-out
+  session's) page is refused within MEMBER_CHECK_SECONDS (loyalty's processor also rejects minutes of an
+  inactive membership). A check that fails also drops the time the lease counted since its last good
+  check: time is only ever counted for a member who passed a check at most MEMBER_CHECK_SECONDS before.
+- The honest-watching rules (live lease, server-timed gaps, both heartbeats good, carry, minute
+  numbers) are decided in Redis by one Lua script per heartbeat, never from a cache, and so is the daily
+  allotment: it is checked against the minutes *recorded* today, which are never fewer than the minutes
+  awarded, so a cache can only make a member stop earlier, never later.
+- The channel, its schedule epochs and the watch_minute rule are cached in this process for
+  selectors.CACHE_SECONDS. A judgement that refuses a player (off the air, wrong video, off schedule) is
+  made again from epochs read just then before it stands. A rule edit reaches heartbeats within
+  CACHE_SECONDS; the processor credits each minute by the rule in force when it processes it.
+- A completed minute is queued in Redis (after the member's check) and recorded by a flush within
+  MINUTES_FLUSH_SECONDS, together with every minute queued meanwhile: one transaction, one commit and
+  one wake of loyalty's worker for all of them, instead of an INSERT, a commit and a wake per minute on
+  the heartbeat's path (a page completes a minute every other heartbeat).
+- The figures answered (points today, balance) are what PostgreSQL said at the last check, kept in
+  Redis per member and day: read at every check, so at least whenever a minute is completed (before
+  it is recorded: the worker credits it asynchronously, so the page shows a minute's points at a later
+  heartbeat, typically with the next minute).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.conf import settings
 from django.db import transaction
@@ -39,6 +74,8 @@ from livestream.schedule import next_epoch, slot_at, slots_overlapping
 from livestream.selectors import WATCH_MINUTE, WatchSummary
 from loyalty.models import Membership
 from loyalty.services.ingest import events_record
+
+logger = logging.getLogger(__name__)
 
 # --- errors: the API's error shape, with codes the page acts on ------------------------------------------
 
@@ -152,12 +189,29 @@ def _require_member(membership: Membership | None, channel: Channel) -> Membersh
     return membership
 
 
-def lease_issue(*, channel: Channel, membership: Membership | None, now: dt.datetime | None = None) -> LeaseGrant:
-    """A new viewing lease for this page, which becomes the member's only live one (takes over)."""
+def lease_issue(
+    *,
+    channel: Channel,
+    membership: Membership | None,
+    user_id: int | None = None,
+    session_key: str | None = None,
+    now: dt.datetime | None = None,
+) -> LeaseGrant:
+    """A new viewing lease for this page, which becomes the member's only live one (takes over).
+
+    `user_id`: the login asking (default: the member's login); `session_key`: its session, whose cookie
+    lets heartbeats skip loading the session (see heartbeat_record).
+    """
     now = now or clock.now()
     membership = _require_member(membership, channel)
     claims = leases.LeaseClaims(
-        lease_id=leases.new_lease_id(), membership_id=membership.pk, channel_id=channel.pk, issued_at=now
+        lease_id=leases.new_lease_id(),
+        membership_id=membership.pk,
+        channel_id=channel.pk,
+        issued_at=now,
+        user_id=user_id if user_id is not None else membership.member.user_id,
+        member_id=membership.member_id,
+        session=leases.session_digest(session_key) if session_key else None,
     )
     leases.viewer_claim(member_id=membership.member_id, lease_id=claims.lease_id)
     return LeaseGrant(
@@ -169,6 +223,24 @@ def lease_issue(*, channel: Channel, membership: Membership | None, now: dt.date
 
 
 # --- heartbeats -----------------------------------------------------------------------------------------
+
+# How long a heartbeat trusts the last check of the member, the login and the session in PostgreSQL
+# (every minute is checked right before it is recorded, regardless): how soon a suspended member's page
+# is refused. A page sends a heartbeat every 30 s and records a minute every other one: with 45 s, those
+# checks are all it ever needs, while 30 s or less would have every heartbeat read PostgreSQL.
+MEMBER_CHECK_SECONDS = 45.0
+# Each lease checks a little sooner than that, by a fixed amount of its own (from its random id): pages
+# opened together (after a deploy or a network blip) then do not all check in the same second.
+MEMBER_CHECK_SPREAD = 0.25
+
+
+def member_check_ms(lease_id: str) -> int:
+    """This lease's interval between checks: between (1 - MEMBER_CHECK_SPREAD) and 1 x MEMBER_CHECK_SECONDS."""
+    try:
+        share = int(lease_id[:4], 16) / 0xFFFF
+    except ValueError:
+        share = 1.0
+    return int(MEMBER_CHECK_SECONDS * 1000 * (1 - MEMBER_CHECK_SPREAD * share))
 
 
 @dataclass(frozen=True)
@@ -192,93 +264,178 @@ class HeartbeatResult:
     timing: Timing
 
 
-def player_reason(*, channel: Channel, report: PlayerReport, now: dt.datetime, tolerance: float) -> str | None:
-    """Why this player state does not count as watching the channel now, or None when it does."""
+class Viewer(Protocol):
+    """Who sends a heartbeat: a session, looked at no more than needed (livestream.api.SessionViewer)."""
+
+    def issued_to(self, claims: leases.LeaseClaims) -> bool:
+        """Is this the session the lease was issued to? (Its cookie against the lease's digest: no I/O.)"""
+
+    @property
+    def user_id(self) -> int | None:
+        """The session's login id (loads the session, not the login)."""
+
+    def session_valid(self, *, password: str) -> bool:
+        """Does the session still hold for a login whose password (hash) is this? (Django's session check.)"""
+
+    def membership(self, channel: Channel) -> Membership | None:
+        """The exact check: the login as Django's authentication loads it (NotAuthenticatedError when the
+        session no longer holds) and its membership of the channel's brand."""
+
+
+def player_reason(
+    *, channel: Channel, report: PlayerReport, now: dt.datetime, tolerance: float, fresh: bool = True
+) -> str | None:
+    """Why this player state does not count as watching the channel now, or None when it does.
+
+    `fresh=False` judges from the epochs cached in this process; a refusal is then judged again from
+    epochs read now, so a cache can delay a refusal by a few seconds but never make one."""
     if report.state != "playing":
         return "not_playing"
     if not report.visible:
         return "hidden"
     margin = dt.timedelta(seconds=tolerance)
-    epochs = selectors.channel_epochs(channel=channel, since=now - margin)
+    epochs = selectors.channel_epochs_cached(channel=channel, since=now - margin, fresh=fresh)
     on_air = slots_overlapping(epochs, now - margin, now + margin)
     if not on_air:
-        return "off_air"
-    same_video = [slot for slot in on_air if slot.item.video_id == report.video_id]
-    if not same_video:
-        return "wrong_video"
-    position = dt.timedelta(seconds=report.position)
-    if not any(abs(slot.starts_at + position - now) <= margin for slot in same_video):
-        return "off_schedule"
-    return None
+        reason = "off_air"
+    else:
+        same_video = [slot for slot in on_air if slot.item.video_id == report.video_id]
+        position = dt.timedelta(seconds=report.position)
+        if not same_video:
+            reason = "wrong_video"
+        elif not any(abs(slot.starts_at + position - now) <= margin for slot in same_video):
+            reason = "off_schedule"
+        else:
+            return None
+    if not fresh:
+        return player_reason(channel=channel, report=report, now=now, tolerance=tolerance, fresh=True)
+    return reason
 
 
-def heartbeat_record(
-    *,
-    channel: Channel,
-    membership: Membership | None,
-    token: str,
-    report: PlayerReport,
-    now: dt.datetime | None = None,
-) -> HeartbeatResult:
-    """Check the lease, judge the player state, count the time since the previous heartbeat and have a
-    worker credit every minute completed (see the module docstring for the rules).
-
-    Raises LeaseInvalidError, LeaseExpiredError, LeaseSupersededError, NotAMemberError, CapReachedError.
-    """
-    now = now or clock.now()
-    timing = Timing.current()
+def _lease_claims(token: str, channel: Channel) -> leases.LeaseClaims:
     try:
         claims = leases.token_read(token)
     except leases.LeaseTokenError as error:
         raise LeaseInvalidError(message="This viewing lease is not valid. Reload the page.") from error
     if claims.channel_id != channel.pk:
         raise LeaseInvalidError(message="This viewing lease is for another channel.")
-    membership = _require_member(membership, channel)
+    return claims
+
+
+def _exact_member(viewer: Viewer, channel: Channel, claims: leases.LeaseClaims) -> Membership:
+    """The slow, exact checks (the login as Django loads it, its membership, the lease's owner), which
+    refuse with the right reason."""
+    membership = _require_member(viewer.membership(channel), channel)
     if claims.membership_id != membership.pk:
         raise LeaseInvalidError(message="This viewing lease belongs to someone else.")
+    return membership
+
+
+def _state_holds(state: selectors.ViewerState | None, viewer: Viewer, channel: Channel) -> bool:
+    return (
+        state is not None
+        and state.status == Membership.Status.ACTIVE
+        and state.brand_id == channel.brand_id
+        and state.user_id == viewer.user_id
+        and state.user_active
+        and viewer.session_valid(password=state.user_password)
+    )
+
+
+def heartbeat_record(
+    *,
+    channel: Channel,
+    viewer: Viewer,
+    token: str,
+    report: PlayerReport,
+    now: dt.datetime | None = None,
+) -> HeartbeatResult:
+    """Check the lease, judge the player state, count the time since the previous heartbeat and have a
+    worker credit every minute completed (see the module docstring for the rules and what is cached).
+
+    Typically one round trip to Redis and none to PostgreSQL; PostgreSQL is read when the member is due a
+    check or a minute is completed (one statement; the minute is then queued for watch_minutes_flush).
+
+    Raises LeaseInvalidError, LeaseExpiredError, LeaseSupersededError, NotAuthenticatedError,
+    NotAMemberError, CapReachedError.
+    """
+    now = now or clock.now()
+    timing = Timing.current()
+    claims = _lease_claims(token, channel)
+    checked = False
+    member_id = claims.member_id
+    if (
+        member_id is None
+        or claims.user_id is None
+        or (not viewer.issued_to(claims) and viewer.user_id != claims.user_id)
+    ):
+        # Another login's lease, a visitor or non-member, or a token signed before these claims.
+        member_id = _exact_member(viewer, channel, claims).member_id
+        checked = True
     if now - claims.issued_at > leases.LEASE_MAX_AGE:
         raise LeaseExpiredError(message="This viewing lease has expired: the page asks for a new one.")
-    superseded = LeaseSupersededError(
-        message="You are watching in another tab or on another device: this one stopped earning.",
+
+    rule = selectors.watch_rule_cached(brand_id=channel.brand_id)
+    rule_reason = selectors.watch_rule_reason(rule, now)
+    reason = None
+    if rule_reason is None:
+        reason = player_reason(channel=channel, report=report, now=now, tolerance=timing.tolerance, fresh=False)
+    day = now.astimezone(channel.brand.zone).date()
+    now_ms = clock.to_ms(now)
+    accrual = leases.heartbeat(
+        member_id=member_id,
+        membership_id=claims.membership_id,
+        lease_id=claims.lease_id,
+        day=day.isoformat(),
+        now_ms=now_ms,
+        accrue=rule_reason is None,
+        good=reason is None,
+        max_gap_ms=int(timing.max_gap * 1000),
+        minute_ms=int(timing.minute * 1000),
+        allotted_minutes=rule.cap_per_day if rule is not None else None,
+        check_ms=member_check_ms(claims.lease_id),
     )
-    if leases.viewer_lease_id(member_id=membership.member_id) != claims.lease_id:
-        raise superseded
-    summary = selectors.watch_summary(membership=membership, at=now)
-    if summary.cap_reached:
+    if accrual.outcome == "superseded":
+        raise LeaseSupersededError(
+            message="You are watching in another tab or on another device: this one stopped earning.",
+        )
+
+    figures = accrual.summary
+    if accrual.check_due or accrual.minutes or figures is None:
+        try:
+            state = selectors.viewer_state(membership_id=claims.membership_id, day=day)
+            if not checked and not _state_holds(state, viewer, channel):
+                _exact_member(viewer, channel, claims)  # refuses, unless it was fixed meanwhile
+        except Exception:
+            leases.check_failed(lease_id=claims.lease_id)
+            raise
+        read = state.figures if state is not None else leases.SummaryFigures(0, 0, 0)
+        if read != figures:
+            leases.figures_store(membership_id=claims.membership_id, day=day.isoformat(), figures=read)
+        figures = read
+    summary = selectors.watch_summary_of(
+        rule=rule, at=now, points_today=figures.points, balance=figures.balance, minutes_today=accrual.recorded
+    )
+    if accrual.outcome == "cap_reached":
         raise CapReachedError(
             message="You reached today's watch allotment. Keep watching; earning starts again tomorrow.",
             extra=summary.as_dict(),
         )
-    if not summary.earning:
-        return HeartbeatResult(False, summary.reason, 0.0, 0.0, 0, summary, timing)
-    reason = player_reason(channel=channel, report=report, now=now, tolerance=timing.tolerance)
-    day = now.astimezone(channel.brand.zone).date().isoformat()
-    accrual = leases.accrue(
-        member_id=membership.member_id,
-        membership_id=membership.pk,
-        lease_id=claims.lease_id,
-        day=day,
-        now_ms=clock.to_ms(now),
-        good=reason is None,
-        max_gap_ms=int(timing.max_gap * 1000),
-        minute_ms=int(timing.minute * 1000),
-    )
-    if accrual.outcome == "superseded":  # taken over between the check above and the script
-        raise superseded
-    if accrual.minutes:
-        # Recorded as pending events, keyed by the member's minute number of the brand day: a retried
-        # heartbeat or a second device never records the same minute twice. The event processor
-        # credits them with all other events, in batches, through the brand's watch_minute rule.
-        events_record(
+    if accrual.outcome == "not_earning":
+        return HeartbeatResult(False, rule_reason, 0.0, 0.0, 0, summary, timing)
+    if accrual.minutes:  # the member was checked just above
+        numbers = accrual.minute_numbers
+        completed = leases.CompletedMinutes(
             brand_id=channel.brand_id,
-            membership_id=membership.pk,
-            type=WATCH_MINUTE,
-            keys=[f"watch:{membership.pk}:{day}:{number}" for number in accrual.minute_numbers],
-            occurred_at=now,
-            metadata={"channel_id": channel.pk},
+            membership_id=claims.membership_id,
+            channel_id=channel.pk,
+            day=day.isoformat(),
+            first=numbers.start,
+            last=numbers.stop - 1,
+            occurred_ms=now_ms,
         )
-    if accrual.minutes:  # show the new points when the worker was quick (always, with eager tasks)
-        summary = selectors.watch_summary(membership=membership, at=now)
+        if leases.minutes_queue(completed):
+            _minutes_flush_schedule()
     counted = accrual.outcome == "counted"
     return HeartbeatResult(
         counted=counted,
@@ -289,3 +446,55 @@ def heartbeat_record(
         summary=summary,
         timing=timing,
     )
+
+
+# --- recording completed minutes -------------------------------------------------------------------------
+
+# A heartbeat queues the minutes it completed (in Redis); a flush records everything queued within this
+# many seconds in one transaction: one commit and one wake of loyalty's worker for all of them, instead
+# of one per minute (a page completes a minute every other heartbeat).
+MINUTES_FLUSH_SECONDS = 1.0
+MINUTES_FLUSH_BATCH = 2000
+
+
+def _minutes_flush_schedule() -> None:
+    from livestream.tasks import watch_minutes_flush_task
+
+    try:
+        watch_minutes_flush_task.apply_async(countdown=MINUTES_FLUSH_SECONDS)
+    except Exception:  # the broker is away: the next minute queued tries again
+        logger.warning("could not schedule the flush of watch minutes", exc_info=True)
+        leases.minutes_flush_due_clear()
+
+
+def watch_minutes_flush(*, limit: int = MINUTES_FLUSH_BATCH) -> int:
+    """Record the minutes heartbeats completed and queued, as pending `watch_minute` events through
+    loyalty's `events_record`, `limit` at a time, each batch in one transaction. Returns how many events
+    were new.
+
+    Keyed by the member's minute number of the brand day (`watch:<membership>:<day>:<n>`): a retried
+    heartbeat, a second device or a flush that runs twice never records the same minute twice. The
+    event processor credits them with all other events, in batches, through the brand's watch_minute
+    rule. Minutes a flush took but could not record are queued again (and the task retries).
+    """
+    leases.minutes_flush_due_clear()  # minutes queued from now on schedule the next flush
+    recorded = 0
+    while taken := leases.minutes_take(limit=limit):
+        try:
+            with transaction.atomic():
+                for minutes in taken:
+                    recorded += events_record(
+                        brand_id=minutes.brand_id,
+                        membership_id=minutes.membership_id,
+                        type=WATCH_MINUTE,
+                        keys=[
+                            f"watch:{minutes.membership_id}:{minutes.day}:{number}"
+                            for number in range(minutes.first, minutes.last + 1)
+                        ],
+                        occurred_at=dt.datetime.fromtimestamp(minutes.occurred_ms / 1000, tz=dt.UTC),
+                        metadata={"channel_id": minutes.channel_id},
+                    )
+        except Exception:
+            leases.minutes_give_back(taken)
+            raise
+    return recorded

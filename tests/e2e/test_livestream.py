@@ -25,6 +25,15 @@ from tests.loyalty.factories import BrandFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """The live server runs in this process: heartbeats' caches (by slug) must not outlive a test."""
+    selectors.caches_clear()
+    yield
+    selectors.caches_clear()
+
+
 STATE = "() => ({...window.tallyTv.state(), at: Date.now()})"
 PLAYING = "() => window.tallyTv && window.tallyTv.state().playing"
 

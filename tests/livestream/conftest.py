@@ -32,6 +32,15 @@ class FrozenClock:
         return self.current
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_caches():
+    """Heartbeats cache channels, epochs and rules in the process (by slug and id): every test starts
+    without what an earlier test left there."""
+    selectors.caches_clear()
+    yield
+    selectors.caches_clear()
+
+
 @pytest.fixture
 def frozen_clock(monkeypatch) -> FrozenClock:
     frozen = FrozenClock(T0)

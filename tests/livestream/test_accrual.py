@@ -44,9 +44,17 @@ def test_one_tab_watching_three_minutes_earns_three_points_and_sees_them(tv):
     assert responses[0].json()["reason"] == "first_heartbeat"
     assert all(r.json()["counted"] for r in responses[1:])
     assert points(tv.membership) == 3
-    last = responses[-1].json()
-    assert (last["points_today"], last["allotment"], last["balance"]) == (3, 120, 3)
     assert Event.objects.filter(membership=tv.membership, type="watch_minute", status="awarded").count() == 3
+    # The figures a heartbeat answers are read when it checks the member, which it does right before it
+    # records a minute (the worker credits that minute afterwards): each minute shows from the heartbeat
+    # that records the next one.
+    shown = [(r.json()["points_today"], r.json()["balance"]) for r in responses]
+    assert shown == [(0, 0), (0, 0), (0, 0), (0, 0), (1, 1), (1, 1), (2, 2)]
+    tv.clock.advance(30)
+    tab.beat()
+    tv.clock.advance(30)
+    last = tab.beat().json()
+    assert (last["minutes_completed"], last["points_today"], last["allotment"], last["balance"]) == (1, 3, 120, 3)
 
 
 def test_half_minutes_add_up_across_heartbeats_at_any_cadence(tv):
