@@ -12,11 +12,11 @@ from loyalty.services import processing
 @pytest.fixture(autouse=True)
 def _clean_redis():
     """Each test starts with an empty test cache database (locks, counters, throttles), and nothing
-    remembered by this process (API keys, brands' programs)."""
+    remembered by this process (API keys, brands' issuance accounts)."""
     cache.clear()
     _recent_keys.clear()
     ApiKeyRateThrottle._leases.clear()
-    processing._programs.clear()
+    processing._issuance_accounts.clear()
     yield
 
 

@@ -116,7 +116,7 @@ def events_process_batch(*, brand_id: int, limit: int) -> tuple[int, bool]:
     claimed, more = _claim(brand_id, limit)
     if not claimed:
         return 0, False
-    brand = _brand_get(brand_id)
+    brand = Brand.objects.get(pk=brand_id)
     refs = [(event.email, event.external_id) for event in claimed if event.membership_id is None]
     resolved = memberships_resolve(brand=brand, refs=refs) if refs else {}
     membership_of = {event.id: event.membership_id or resolved[(event.email, event.external_id)] for event in claimed}
@@ -145,7 +145,7 @@ def _process_locked(
     purchase_ids = {event.refund_of_id for event in events if event.refund_of_id is not None}
     purchases = locks.events_lock_rows(purchase_ids) if purchase_ids else {}
 
-    program, issuance = _program_get(brand)
+    program, issuance = _program(brand), _issuance_get(brand)
     heads = locks.balances_lock([*wallets.values(), issuance.pk])
     now = timezone.now()
     members = _members_state(program, memberships, wallets, heads, events, now)
@@ -187,30 +187,17 @@ def _process_locked(
 # --- loading ---------------------------------------------------------------------------------------
 
 
-# A drain runs batch after batch for one brand: what every batch reads of the brand, its program and its
-# issuance account is kept for a second, not read again for each batch of a trickle. An edit in the
-# partner portal reaches the processor within that second.
-PROGRAM_CACHE_SECONDS = 1.0
-_programs: dict[int, tuple[float, Brand, engine.Program, Account]] = {}
+# A brand's issuance account never changes (accounts keep their code and unit, and are never deleted):
+# a process finds it once, not in every batch. The program itself (rules, tiers) is read by every batch,
+# so that an edit in the partner portal applies to the next batch.
+_issuance_accounts: dict[int, Account] = {}
 
 
-def _brand_get(brand_id: int) -> Brand:
-    cached = _programs.get(brand_id)
-    if cached is not None and time.monotonic() - cached[0] < PROGRAM_CACHE_SECONDS:
-        return cached[1]
-    brand = Brand.objects.get(pk=brand_id)
-    _programs[brand_id] = (
-        time.monotonic(),
-        brand,
-        _program(brand),
-        brand_account(brand=brand, kind=Account.Kind.ISSUANCE),
-    )
-    return brand
-
-
-def _program_get(brand: Brand) -> tuple[engine.Program, Account]:
-    _, _, program, issuance = _programs[brand.pk]
-    return program, issuance
+def _issuance_get(brand: Brand) -> Account:
+    account = _issuance_accounts.get(brand.pk)
+    if account is None:
+        account = _issuance_accounts[brand.pk] = brand_account(brand=brand, kind=Account.Kind.ISSUANCE)
+    return account
 
 
 def _program(brand: Brand) -> engine.Program:
