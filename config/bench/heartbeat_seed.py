@@ -31,7 +31,7 @@ import random
 
 from django.conf import settings
 
-BRAND_SLUG = "bench"
+BRAND_SLUG = "bench-fans"
 CHANNEL_SLUG = "bench-tv"
 VIDEO_ID = "benchVideo1"  # 11 characters, like a YouTube id
 VIDEO_SECONDS = 7 * 24 * 3600  # the longest position a heartbeat may report

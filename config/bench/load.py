@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -55,8 +56,10 @@ def wrk(
     threads: int = 2,
     script: str | None = None,
     script_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> WrkResult:
-    """Run wrk with --latency (and a Lua script, given as its source), return what it measured."""
+    """Run wrk with --latency (and a Lua script, given as its source, with `env` added to the environment),
+    return what it measured."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(script or "")
     command = [
@@ -73,7 +76,8 @@ def wrk(
     command.append(url)
     if script_args:
         command += ["--", *script_args]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout  # noqa: S603
+    environment = {**os.environ, **env} if env else None
+    output = subprocess.run(command, check=True, capture_output=True, text=True, env=environment).stdout  # noqa: S603
     Path(lua.name).unlink(missing_ok=True)
     totals = re.search(r"(\d+) requests in ([\d.]+(?:us|ms|s|m)),", output)
     requests, elapsed = int(totals.group(1)), _ms(totals.group(2)) / 1000
