@@ -203,7 +203,7 @@ def events_read(event_ids: Iterable[int]) -> dict[int, EventRow]:
     """A batch's event rows, not locked: locking a thousand rows costs a write each, and the processor's
     UPDATE of them is the fence (it only moves rows still pending, and the batch rolls back unless it
     moved every one)."""
-    rows = Event.objects.filter(pk__any=sorted(set(event_ids))).values_list(*_EVENT_COLUMNS)
+    rows = Event.objects.filter(pk__any=sorted(set(event_ids))).order_by().values_list(*_EVENT_COLUMNS)
     return {row[0]: EventRow(*row) for row in rows}
 
 
