@@ -11,9 +11,10 @@ The wake flag, one per brand (`tally:ingest:wake:<brand>`):
   means events came in meanwhile, so it goes on. An accept that saw the flag set therefore knows a
   worker will claim (again) after its commit.
 
-Waiters (`?wait=true`): the request marks the event as waited for (`tally:ingest:waiting:<id>`), then
-blocks on its list (`tally:ingest:done:<id>`); the processor, after its commit, pushes to the lists of
-the waited-for events of its batch. The request re-reads the event from the database either way.
+Waiters (`?wait=true`): the request counts itself in the event's waiters (`tally:ingest:waiting:<id>`),
+then blocks on its list (`tally:ingest:done:<id>`); the processor, after its commit, pushes one item per
+waiter to the lists of the waited-for events of its batch, so that a hundred retries of one purchase
+all wake at once. The request re-reads the event from the database either way.
 """
 
 from __future__ import annotations
@@ -132,14 +133,14 @@ def event_wait(event_id: int, *, seconds: float, is_done) -> None:
     done_key = DONE_KEY.format(event_id=event_id)
     try:
         client = _redis()
-        client.set(WAITING_KEY.format(event_id=event_id), 1, ex=WAIT_TTL_SECONDS)
+        waiting = WAITING_KEY.format(event_id=event_id)
+        client.pipeline(transaction=False).incr(waiting).expire(waiting, WAIT_TTL_SECONDS).execute()
+        # Counted before this read: a processor that commits after it pushes an item for this request.
         if is_done():
             return
         while (left := deadline - time.monotonic()) > 0:
             # In slices under the client's socket timeout (a blocking read longer than it fails).
             if client.blpop([done_key], timeout=min(left, 1.0)):
-                # Several requests may wait for one event (retries of one purchase): pass it on.
-                client.pipeline(transaction=False).rpush(done_key, 1).expire(done_key, WAIT_TTL_SECONDS).execute()
                 return
         return
     except RedisError:
@@ -150,12 +151,17 @@ def event_wait(event_id: int, *, seconds: float, is_done) -> None:
 
 _DONE_SCRIPT = """
 -- KEYS: waiting key 1, done key 1, waiting key 2, done key 2, ...; ARGV[1]: the done keys' TTL
+-- One item per waiter counted so far; the count goes (a waiter counted later reads the event done).
 local woken = 0
 for i = 1, #KEYS, 2 do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    redis.call('RPUSH', KEYS[i + 1], 1)
+  local waiters = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if waiters > 0 then
+    for _ = 1, waiters do
+      redis.call('RPUSH', KEYS[i + 1], 1)
+    end
     redis.call('EXPIRE', KEYS[i + 1], ARGV[1])
-    woken = woken + 1
+    redis.call('DEL', KEYS[i])
+    woken = woken + waiters
   end
 end
 return woken

@@ -262,7 +262,7 @@ class EventInput:
         elif value < self.earliest:
             errors["occurred_at"] = [f"Must be within the last {settings.EVENT_MAX_AGE_DAYS} days."]
         else:
-            return value
+            return value.astimezone(dt.UTC)  # as stored: the answer shows what a later read shows
         return None
 
     def _metadata(self, data: dict, errors: dict) -> dict | None:

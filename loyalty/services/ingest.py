@@ -59,18 +59,27 @@ def _refusal(error: ApplicationError) -> Accepted:
 _COLUMNS = """(id, brand_id, membership_id, member_email, member_external_id, type, order_id, amount, currency,
               occurred_at, location_id, metadata, idempotency_key, request_hash, refund_of_id, created_at)"""
 _NEXT_ID = f"nextval(pg_get_serial_sequence('{Event._meta.db_table}', 'id'))"
-# Many rows: one array per column (the statement's text is the same for 2 or 1,000 rows).
+# Many rows: one array per column (the statement's text is the same for 2 or 1,000 rows). Rows without an
+# id take one from the sequence, in order; the answer says, position by position, each row's id and
+# whether it went in (an item whose key was taken did not): one statement, no ids asked for first.
 _INSERT_MANY_SQL = f"""
-    INSERT INTO {Event._meta.db_table} {_COLUMNS}
-    SELECT COALESCE(v.id, {_NEXT_ID}), %b, v.membership_id,
-           v.email, v.external_id, v.type, v.order_id, v.amount, v.currency, v.occurred_at, v.location_id,
-           v.metadata::jsonb, v.key, v.hash, v.refund_of_id, %b
-      FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::numeric[],
-                  %b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[])
-           AS v(id, membership_id, email, external_id, type, order_id, amount, currency, occurred_at, location_id,
-                metadata, key, hash, refund_of_id)
-    ON CONFLICT DO NOTHING
-    RETURNING id
+    WITH v AS MATERIALIZED (
+        SELECT COALESCE(u.given_id, {_NEXT_ID}) AS id, u.*
+          FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::text[], %b::text[], %b::numeric[],
+                      %b::text[], %b::timestamptz[], %b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[])
+               WITH ORDINALITY
+               AS u(given_id, membership_id, email, external_id, type, order_id, amount, currency, occurred_at,
+                    location_id, metadata, key, hash, refund_of_id, position)
+         ORDER BY u.position
+    ), inserted AS (
+        INSERT INTO {Event._meta.db_table} {_COLUMNS}
+        SELECT v.id, %b, v.membership_id, v.email, v.external_id, v.type, v.order_id, v.amount, v.currency,
+               v.occurred_at, v.location_id, v.metadata::jsonb, v.key, v.hash, v.refund_of_id, %b
+          FROM v ORDER BY v.position
+        ON CONFLICT DO NOTHING
+        RETURNING id
+    )
+    SELECT v.id, inserted.id IS NOT NULL FROM v LEFT JOIN inserted ON inserted.id = v.id ORDER BY v.position
 """  # noqa: S608 - only the table name is formatted in
 # One row (the single endpoint, thousands of times a second): plain values, cheaper to send than arrays.
 _INSERT_ONE_SQL = f"""
@@ -83,8 +92,8 @@ _INSERT_ONE_SQL = f"""
 
 
 def _ids_allocate(count: int) -> list[int]:
-    """Event ids for `count` rows, taken before the INSERT: they say which item became which row (and let
-    a refund name a purchase sent earlier in the same batch)."""
+    """Event ids for `count` rows, taken before the INSERT, for a batch with refunds: a refund may name a
+    purchase sent earlier in the same batch, by the id that purchase will have."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT nextval(pg_get_serial_sequence('{Event._meta.db_table}', 'id')) FROM generate_series(1, %s)",  # noqa: S608
@@ -114,8 +123,8 @@ class _Row:
 
 
 def _insert(brand_id: int, rows: list[_Row], created_at: dt.datetime) -> set[int]:
-    """Insert the rows, skipping those whose keys are taken. Returns the inserted ids; a single row that
-    had no pre-allocated id gets the one it went in with (`rows[0].id`)."""
+    """Insert the rows, skipping those whose keys are taken. Returns the inserted ids; every row without
+    an id gets the one it went in with (a skipped single row keeps None)."""
     values = [
         (
             row.id,
@@ -139,13 +148,18 @@ def _insert(brand_id: int, rows: list[_Row], created_at: dt.datetime) -> set[int
         if len(rows) == 1:
             (first,) = values
             cursor.execute(_INSERT_ONE_SQL, [first[0], brand_id, *first[1:], created_at])
-        else:
-            cursor.execute(
-                _INSERT_MANY_SQL, [brand_id, created_at, *(list(column) for column in zip(*values, strict=True))]
-            )
-        inserted = {row[0] for row in cursor.fetchall()}
-    if len(rows) == 1 and rows[0].id is None and inserted:
-        rows[0].id = next(iter(inserted))
+            inserted = {event_id for (event_id,) in cursor.fetchall()}
+            if inserted and rows[0].id is None:
+                rows[0].id = next(iter(inserted))
+            return inserted
+        cursor.execute(
+            _INSERT_MANY_SQL, [*(list(column) for column in zip(*values, strict=True)), brand_id, created_at]
+        )
+        inserted = set()
+        for row, (event_id, went_in) in zip(rows, cursor.fetchall(), strict=True):
+            row.id = event_id
+            if went_in:
+                inserted.add(event_id)
     return inserted
 
 
@@ -189,6 +203,30 @@ def _collision(row: _Row, by_key: dict[str, Event], by_order: dict[str, Event]) 
             ),
         )
     return Accepted(_status_of(event), event_out(event), event.pk, replayed=True)
+
+
+def _pending_out(row: _Row, created_at: dt.datetime) -> dict:
+    """What `event_out` shows for the event just stored from `row` (pending, its member as sent), built
+    without a model instance: the single endpoint answers thousands of these a second."""
+    body = {
+        "id": row.id,
+        "type": row.type,
+        "status": Event.Status.PENDING.value,
+        "points": 0,
+        "reason": None,
+        "member": {"id": None, "email": row.email or None, "external_id": row.external_id or None},
+        "order_id": row.order_id or None,
+        "amount": str(row.amount) if row.amount is not None else None,
+        "currency": row.currency or None,
+        "occurred_at": row.occurred_at.isoformat(),
+        "created_at": created_at.isoformat(),
+        "processed_at": None,
+        "balance": None,
+        "tier": None,
+    }
+    if row.type == Event.REFUND:
+        body["unrecovered_points"] = 0
+    return body
 
 
 def _status_of(event: Event) -> int:
@@ -276,13 +314,14 @@ def _unknown_order(item: CleanEvent) -> Accepted:
 def events_accept(*, brand: Brand, items: Sequence[CleanEvent]) -> list[Accepted]:
     """Store valid events as pending, each exactly once per idempotency key; one answer per item, in order.
 
-    Statements: one INSERT for all items (plus one to take ids when there are several, one to look up
-    the items whose keys were taken, and one for the purchases of any refunds). Wakes a worker once the
-    new events are committed.
+    Statements: one INSERT for all items (plus, when some keys were taken, one to look up what took
+    them, and for a batch with refunds, one for their purchases and one to take ids first). Wakes a
+    worker once the new events are committed.
     """
     if not items:
         return []
-    ids: list[int | None] = _ids_allocate(len(items)) if len(items) > 1 else [None]
+    with_refunds = len(items) > 1 and any(item.type == Event.REFUND for item in items)
+    ids: list[int | None] = _ids_allocate(len(items)) if with_refunds else [None] * len(items)
     refunds = _refund_checks(brand, items, ids)
     answers: list[Accepted | None] = [None] * len(items)
     rows: list[_Row] = []
@@ -319,19 +358,7 @@ def events_accept(*, brand: Brand, items: Sequence[CleanEvent]) -> list[Accepted
         by_key, by_order = _existing(brand.pk, skipped) if skipped else ({}, {})
         for index, row in zip(positions, rows, strict=True):
             if row.id in inserted:
-                event = Event(
-                    id=row.id,
-                    brand=brand,
-                    member_email=row.email,
-                    member_external_id=row.external_id,
-                    type=row.type,
-                    order_id=row.order_id,
-                    amount=row.amount,
-                    currency=row.currency,
-                    occurred_at=row.occurred_at,
-                    created_at=now,
-                )
-                answers[index] = Accepted(202, event_out(event), row.id)
+                answers[index] = Accepted(202, _pending_out(row, now), row.id)
             else:
                 answers[index] = _collision(row, by_key, by_order)
         if inserted:
@@ -374,9 +401,6 @@ def events_record(
         )
         for key in keys
     ]
-    if len(rows) > 1:
-        for row, event_id in zip(rows, _ids_allocate(len(rows)), strict=True):
-            row.id = event_id
     inserted = _insert(brand_id, rows, timezone.now())
     if inserted:
         transaction.on_commit(lambda: notify.brand_wake(brand_id))

@@ -45,7 +45,7 @@ DRAIN_BUDGET_SECONDS = 20.0
 # When events trickle in (a batch came out small but more are arriving), wait this long before the next
 # claim: a batch has a fixed cost (a dozen statements), and 20 batches of 50 cost less than 1,000 of 1.
 # It is also the most it adds to an event's time to its outcome.
-LINGER_SECONDS = 0.05
+LINGER_SECONDS = 0.1
 
 
 @dataclass(frozen=True)

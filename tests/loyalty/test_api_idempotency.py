@@ -25,7 +25,7 @@ BODY = {
 }
 
 
-def test_100_identical_purchases_at_once_credit_once_and_answer_identically(coffee, celery_worker):
+def test_100_identical_purchases_at_once_credit_once_and_all_answer_with_the_one_event(coffee, celery_worker):
     key = api_client_for(coffee).api_key
 
     def send(_):
@@ -36,8 +36,12 @@ def test_100_identical_purchases_at_once_credit_once_and_answer_identically(coff
 
     answers = run_concurrently(send, 100)
 
-    assert len({status for status, _ in answers}) == 1
-    assert len({repr(sorted(body.items())) for _, body in answers}) == 1, answers[:3]
+    # One event for all: the outcome (201) once the worker got to it within the wait, else pending (202),
+    # as ?wait=true promises; 100 threads of this process share its GIL with the worker, so both occur.
+    assert {status for status, _ in answers} <= {201, 202}
+    assert len({body["id"] for _, body in answers}) == 1
+    for status in (201, 202):
+        assert len({repr(sorted(body.items())) for code, body in answers if code == status}) <= 1, status
     event = event_processed(Event.objects.get(order_id="RUSH-1").pk)
     assert event.status == Event.Status.AWARDED
     assert Transaction.objects.filter(kind="earn").count() == 1
