@@ -120,6 +120,8 @@ TEMPLATES = [
 
 DATABASE_URL = os.environ.get("DATABASE_URL") or embedded.ensure_postgres()
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))}
+# Django's backend, with a health check of reused connections that needs no round trip (config.postgres).
+DATABASES["default"]["ENGINE"] = "config.postgres"
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Prepared statements only where the code asks for them (`cursor.execute(..., prepare=True)` on a
 # config.db.bulk_cursor): psycopg's automatic preparation after N runs is off (the threshold is never

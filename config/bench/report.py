@@ -28,6 +28,10 @@ class Report:
         met = value <= target if at_most else value >= target
         self.lines.append(Line(name, f"{value:,.1f} {unit}", f"{'<=' if at_most else '>='} {target:,g} {unit}", met))
 
+    def note(self, name: str, measured: str) -> None:
+        """A figure shown for context, with no target of its own (a baseline's latency, say)."""
+        self.lines.append(Line(name, measured, "-", True))
+
     def check(self, name: str, ok: bool, detail: str = "") -> None:
         self.lines.append(Line(name, "ok" if ok else f"FAILED: {detail}", "ok", ok))
 

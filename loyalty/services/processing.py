@@ -58,9 +58,11 @@ class _Claimed:
     refund_of_id: int | None
 
 
-def brand_events_drain(*, brand_id: int, batch_size: int | None = None) -> int:
-    """Process the brand's pending events, batch after batch, until none are left (or the time budget
-    is spent: then it queues itself again). Returns how many events it processed.
+def brand_events_drain(
+    *, brand_id: int, batch_size: int | None = None, budget_seconds: float | None = DRAIN_BUDGET_SECONDS
+) -> int:
+    """Process the brand's pending events, batch after batch, until none are left (or `budget_seconds`
+    are spent: then it queues itself again; None: no budget). Returns how many events it processed.
 
     Does nothing when another worker is draining the brand: that one looks at the wake flag after every
     batch, and once more after it let go of the brand, so an event accepted meanwhile is not left behind.
@@ -76,7 +78,7 @@ def brand_events_drain(*, brand_id: int, batch_size: int | None = None) -> int:
                 notify.wake_flag_take(brand_id)
                 processed, more = events_process_batch(brand_id=brand_id, limit=batch_size)
                 total += processed
-                if time.monotonic() - started > DRAIN_BUDGET_SECONDS:
+                if budget_seconds is not None and time.monotonic() - started > budget_seconds:
                     from loyalty.tasks import events_process_task
 
                     events_process_task.delay(brand_id)

@@ -27,5 +27,5 @@ def accept_one(brand: Brand, body: dict) -> Event:
 
 
 def process(brand: Brand, batch_size: int = 1000) -> int:
-    """Process the brand's pending events now, in this thread."""
-    return brand_events_drain(brand_id=brand.pk, batch_size=batch_size)
+    """Process all of the brand's pending events now, in this thread (however long it takes)."""
+    return brand_events_drain(brand_id=brand.pk, batch_size=batch_size, budget_seconds=None)
