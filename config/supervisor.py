@@ -135,19 +135,36 @@ def process_commands(*, host: str, port: int) -> dict[str, list[str]]:
     }
 
 
+def prepare() -> None:
+    """Before the processes start: migrate, collect static files, and load the demo (development) or
+    refuse to go on while a login opens with the demo's published password (production)."""
+    from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)
+    if not settings.PRODUCTION:
+        call_command("demo")
+        return
+    from loyalty.demo import demo_logins_present
+
+    if found := demo_logins_present():
+        raise SystemExit(
+            f"Refusing to start in production: {', '.join(found)} still log in with the demo's published "
+            "password. Change their passwords (manage.py changepassword EMAIL) or deactivate them."
+        )
+
+
 def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()  # starts (or joins) the embedded PostgreSQL and Redis when no URLs are given
     from django.conf import settings
-    from django.core.management import call_command
 
     port = int(os.environ.get("PORT", "8000"))
     host = os.environ.get("HOST", "127.0.0.1")
-    call_command("migrate", interactive=False, verbosity=0)
-    call_command("collectstatic", interactive=False, verbosity=0)
-    call_command("demo")
+    prepare()
 
     env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "REDIS_URL": settings.REDIS_URL}
     supervisor = Supervisor(process_commands(host=host, port=port), env)

@@ -51,6 +51,7 @@ def main() -> int:
 
     django.setup()
     from django.conf import settings
+    from django.core.management.base import OutputWrapper
 
     from config.bench import ingest
     from config.bench.report import Report
@@ -63,7 +64,7 @@ def main() -> int:
     logs = Path(tempfile.mkdtemp(prefix="tally-bench-logs-"))
     try:
         if sections & {"single", "e2e", "redeem", "heartbeat"}:
-            with _throwaway_database(f"tally_bench_{os.getpid()}", sys.stdout):
+            with _throwaway_database(f"tally_bench_{os.getpid()}", OutputWrapper(sys.stdout)):
                 brand = ingest.brand_seed()
                 keys = ingest.api_keys(brand, 40)
                 with Server(port=free_port(), log_dir=logs) as server:

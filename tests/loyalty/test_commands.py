@@ -66,3 +66,31 @@ def test_create_api_key_for_an_unknown_brand_is_a_clear_error():
     BrandFactory(slug="coffee")
     with pytest.raises(CommandError, match=r"No brand with slug 'tea' \(known: coffee\)"):
         call_command("create_api_key", brand="tea", name="x")
+
+
+def test_demo_refuses_to_run_in_production_and_creates_nothing(settings):
+    settings.PRODUCTION = True
+    before = _counts()
+
+    with pytest.raises(CommandError, match="never runs in production"):
+        call_command("demo", stdout=io.StringIO())
+
+    assert _counts() == before
+
+
+def test_demo_logins_present_names_the_logins_that_open_with_the_demo_password():
+    from loyalty.demo import DEMO_PASSWORD, demo_logins_present
+
+    call_command("demo", stdout=io.StringIO())
+    User.objects.create_user(email="other-fan@example.com", password=DEMO_PASSWORD)  # a fan: not checked
+    User.objects.create_user(email="new-staff@example.com", password=DEMO_PASSWORD, is_staff=True)
+    admin = User.objects.get(email="admin@tally.example")
+    admin.set_password("a long and private passphrase")
+    admin.save()
+
+    assert demo_logins_present() == [
+        "fan@tally.example",
+        "new-staff@example.com",
+        "staff@artist.example",
+        "staff@coffee.example",
+    ]

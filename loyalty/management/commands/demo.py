@@ -4,7 +4,8 @@ from importlib import import_module
 from importlib.util import find_spec
 
 from django.apps import apps
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from loyalty.demo import LOGINS
@@ -14,6 +15,11 @@ class Command(BaseCommand):
     help = "Load the demo: the coffee brand, the artist fan club, staff logins and a fan. Idempotent."
 
     def handle(self, *args, **options) -> None:
+        if settings.PRODUCTION:
+            raise CommandError(
+                "The demo creates logins with a published password: it never runs in production "
+                "(TALLY_ENV=production). Create the first operator with `manage.py createsuperuser`."
+            )
         with transaction.atomic():
             for config in apps.get_app_configs():
                 module_name = f"{config.name}.demo"
