@@ -1,6 +1,8 @@
 """`GET /healthz`: is the database, Redis and at least one Celery worker answering?
 
 Each check is bounded by a short timeout so that the endpoint itself never hangs on a dead part.
+Anyone sees which parts are up; the details (error texts, worker host names) are for staff logged in
+to the portal, or a monitor that sends `Authorization: Bearer <HEALTHZ_TOKEN>`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
+from django.utils.crypto import constant_time_compare
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -57,6 +60,14 @@ def check_celery() -> dict[str, Any]:
     return {"workers": sorted(name for reply in replies for name in reply)}
 
 
+def _details_allowed(request: HttpRequest) -> bool:
+    user = getattr(request, "user", None)
+    if user is not None and user.is_active and user.is_staff:
+        return True
+    keyword, _, token = request.headers.get("Authorization", "").partition(" ")
+    return bool(settings.HEALTHZ_TOKEN) and keyword == "Bearer" and constant_time_compare(token, settings.HEALTHZ_TOKEN)
+
+
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -67,5 +78,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
         # The broker is Redis: with it down a ping would only wait for the broker to come back.
         checks["celery"] = {"ok": False, "error": "broker (Redis) is down"}
     down = sorted(name for name, check in checks.items() if not check["ok"])
+    if not _details_allowed(request):
+        checks = {name: {"ok": check["ok"], "ms": check.get("ms")} for name, check in checks.items()}
     body = {"status": "down" if down else "ok", "down": down, "checks": checks}
     return JsonResponse(body, status=503 if down else 200)

@@ -420,7 +420,7 @@ def heartbeat_plain(request: HttpRequest, slug: str) -> HttpResponse | None:
         return None
     try:  # as DRF's JSONParser: UTF-8, and no NaN or Infinity
         data = json.loads(request.body.decode("utf-8"), parse_constant=_not_json_constant)
-    except ValueError:
+    except (ValueError, RecursionError):  # DRF's view answers either with a 400
         return None
     fields = heartbeat_input_plain(data)
     if fields is None:

@@ -1,7 +1,5 @@
 """Partner portal for brands, staff, members, memberships and API keys."""
 
-import uuid
-
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -18,6 +16,7 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from config.errors import ApplicationError
+from config.forms import form_nonce, form_nonce_from
 from loyalty import selectors
 from loyalty.admin_site import BrandScopedAdmin, SuperuserWritesMixin, portal_brand_ids, scope_to_brands
 from loyalty.models import (
@@ -229,7 +228,7 @@ class MembershipAdmin(BrandScopedAdmin):
                     membership=membership,
                     points=form.cleaned_data["points"],
                     reason=form.cleaned_data["reason"],
-                    idempotency_key=request.POST.get("nonce") or uuid.uuid4().hex,
+                    idempotency_key=form_nonce_from(request.POST),
                     user=request.user,
                 )
             except ApplicationError as error:
@@ -243,7 +242,7 @@ class MembershipAdmin(BrandScopedAdmin):
             "form": form,
             "membership": membership,
             "opts": self.opts,
-            "nonce": uuid.uuid4().hex,
+            "nonce": form_nonce(),
             "balance": selectors.membership_balance(membership),
         }
         return TemplateResponse(request, "admin/loyalty/membership_adjust.html", context)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from config.errors import ApplicationError
+from config.forms import form_nonce, form_nonce_from
 from loyalty.models import Brand
 from loyalty.selectors import membership_balance, membership_for_user
 from perks.models import Perk, Redemption
@@ -44,9 +43,7 @@ def perk_redeem_confirm(request: HttpRequest, slug: str, perk_id: int) -> HttpRe
     if request.method == "POST":
         # The form's nonce is the redemption's request key: a double click or a resubmitted form
         # finds the redemption it already made instead of spending twice.
-        nonce = request.POST.get("nonce", "")[:64]
-        if not nonce:
-            raise Http404("Missing form nonce.")
+        nonce = form_nonce_from(request.POST)
         try:
             result = perk_redeem(membership=membership, perk=perk, request_key=f"web:{nonce}")
         except ApplicationError as error:
@@ -64,7 +61,7 @@ def perk_redeem_confirm(request: HttpRequest, slug: str, perk_id: int) -> HttpRe
             "balance": balance,
             "after": balance - perk.cost,
             "refusal": refusal,
-            "nonce": uuid.uuid4().hex,
+            "nonce": form_nonce(),
         },
     )
 

@@ -42,8 +42,9 @@ def private_redis(tmp_path, settings):
     process.wait()
 
 
-def test_healthz_is_ok_when_database_redis_and_a_worker_answer(client, celery_worker):
-    response = client.get("/healthz")
+def test_healthz_is_ok_when_database_redis_and_a_worker_answer(client, celery_worker, settings):
+    settings.HEALTHZ_TOKEN = "monitor-token"
+    response = client.get("/healthz", HTTP_AUTHORIZATION="Bearer monitor-token")
     body = response.json()
     assert response.status_code == 200, body
     assert body["status"] == "ok"
@@ -65,6 +66,24 @@ def test_healthz_reports_a_stopped_redis_as_down(client, private_redis):
     assert "redis" in body["down"]
     assert body["checks"]["redis"]["ok"] is False
     assert body["checks"]["database"]["ok"] is True
+    assert "error" not in body["checks"]["redis"]  # no exception text (host names, ports) for anyone
+
+
+def test_healthz_details_are_for_staff_or_the_monitor_token(client, private_redis, settings):
+    from tests.loyalty.factories import UserFactory
+
+    settings.HEALTHZ_TOKEN = "monitor-token"
+    private_redis.terminate()
+    private_redis.wait(timeout=10)
+
+    anonymous = client.get("/healthz", HTTP_AUTHORIZATION="Bearer wrong-token").json()
+    monitor = client.get("/healthz", HTTP_AUTHORIZATION="Bearer monitor-token").json()
+    client.force_login(UserFactory(is_staff=True))
+    staff = client.get("/healthz").json()
+
+    assert set(anonymous["checks"]["redis"]) == {"ok", "ms"}
+    assert "127.0.0.1" in monitor["checks"]["redis"]["error"]
+    assert staff["checks"]["redis"]["error"] == monitor["checks"]["redis"]["error"]
 
 
 def test_healthz_reports_no_worker_as_celery_down(client):

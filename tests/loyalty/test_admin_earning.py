@@ -120,3 +120,15 @@ def test_changelists_do_not_query_per_row(staff_client, django_assert_max_num_qu
         with django_assert_max_num_queries(counts[url]) as captured:
             assert staff_client.get(url).status_code == 200
     assert "7" in staff_client.get(urls[0]).content.decode()
+
+
+@pytest.mark.parametrize("nonce", [None, "n\x00ul"])
+def test_an_adjust_form_without_its_nonce_or_with_a_nul_in_it_is_400_and_adjusts_nothing(staff_client, nonce):
+    membership = MembershipFactory(brand=staff_client.staff.brand)
+    url = reverse("admin:loyalty_membership_adjust", args=[membership.pk])
+    form = {"points": 10, "reason": "gift"} | ({"nonce": nonce} if nonce is not None else {})
+
+    response = staff_client.post(url, form)
+
+    assert response.status_code == 400
+    assert not Adjustment.objects.exists()

@@ -78,10 +78,8 @@ def test_a_body_that_is_not_an_object_with_1_to_1000_events_is_400(coffee_api, b
     assert not Event.objects.exists()
 
 
-def test_a_body_over_the_size_limit_is_413_in_the_error_shape(coffee_api, monkeypatch):
-    from loyalty import api
-
-    monkeypatch.setattr(api, "BATCH_MAX_BYTES", 1000)
+def test_a_body_over_the_size_limit_is_413_in_the_error_shape(coffee_api, settings):
+    settings.API_BODY_LIMITS = {"/api/v1/events/batch": 1000}
     response = post(coffee_api, [purchase(f"X-{n}", note="x" * 100) for n in range(20)])
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"

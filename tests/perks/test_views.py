@@ -77,3 +77,13 @@ def test_non_members_are_sent_to_join(client):
     assert response.url == reverse("brand_detail", args=["club"])
     MembershipFactory(brand=brand)  # someone else's membership changes nothing for this user
     assert client.get(reverse("perk_redeem", args=["club", perk.pk])).status_code == 302
+
+
+@pytest.mark.parametrize("nonce", ["", "a\x00b", "x" * 65, "<script>"])
+def test_a_redeem_form_with_a_missing_or_tampered_nonce_is_400_and_spends_nothing(client, fan, nonce):
+    perk = PerkFactory(brand=fan.brand, cost=60)
+
+    response = client.post(reverse("perk_redeem", args=["shop", perk.pk]), {"nonce": nonce})
+
+    assert response.status_code == 400
+    assert not Redemption.objects.exists()
