@@ -3,8 +3,10 @@
 This process owns the embedded PostgreSQL and Redis (when no URLs are given): Django's settings start
 them on import, the children get their URLs in the environment, and they stop when this process
 exits. Ctrl-C or SIGTERM stops every child (SIGTERM, then SIGKILL after a grace period) and then the
-servers, within 10 seconds. If a child dies on its own, the others are stopped too: a half-running
-platform is worse than a stopped one.
+servers, within 10 seconds. A child that dies on its own (a crash, the OOM killer, a SIGKILL) is
+restarted after a pause that grows with each quick death (1 s, 2 s, 4 s... at most 30 s; back to 1 s
+once it has run for a minute), and the others keep running: a dead worker leaves the web serving, and
+accepted events wait in PostgreSQL until the worker is back.
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 GRACE_SECONDS = 6.0
+RESTART_DELAYS_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+STABLE_SECONDS = 60.0  # a child that ran this long has its restart delay start over
 
 
 def _banner(port: int, host: str) -> str:
+    from django.conf import settings
+
     from loyalty.demo import LOGINS
 
     shown_host = "localhost" if host in {"127.0.0.1", "0.0.0.0"} else host  # noqa: S104
@@ -32,9 +39,11 @@ def _banner(port: int, host: str) -> str:
         f"  API docs        {base}/api/docs/   (schema: {base}/api/schema/)",
         f"  Health          {base}/healthz",
         "",
-        "Demo logins:",
-        *(f"  {login.who:<36} {login.email:<24} {login.password}" for login in LOGINS),
-        "",
+        *(
+            ["Demo logins:", *(f"  {login.who:<36} {login.email:<24} {login.password}" for login in LOGINS), ""]
+            if not settings.PRODUCTION
+            else []
+        ),
         "Press Ctrl-C to stop.",
         "",
     ]
@@ -46,17 +55,29 @@ class Supervisor:
         self.commands = commands
         self.env = env
         self.children: dict[str, subprocess.Popen] = {}
+        self.started_at: dict[str, float] = {}
+        self.quick_deaths: dict[str, int] = {}
+        self.restart_at: dict[str, float] = {}
         self.stopping = False
+        self._lock = threading.Lock()  # no child is started once stop() began
 
     def start(self) -> None:
-        for name, argv in self.commands.items():
+        for name in self.commands:
+            self._spawn(name)
+
+    def _spawn(self, name: str) -> None:
+        with self._lock:
+            if self.stopping:
+                return
             # Own process group: the terminal's Ctrl-C reaches only us, and we stop children in order.
-            self.children[name] = subprocess.Popen(argv, env=self.env, start_new_session=True)  # noqa: S603
+            self.children[name] = subprocess.Popen(self.commands[name], env=self.env, start_new_session=True)  # noqa: S603
+            self.started_at[name] = time.monotonic()
 
     def stop(self) -> None:
-        if self.stopping:
-            return
-        self.stopping = True
+        with self._lock:
+            if self.stopping:
+                return
+            self.stopping = True
         for child in self.children.values():
             if child.poll() is None:
                 _signal_group(child, signal.SIGTERM)
@@ -70,15 +91,41 @@ class Supervisor:
             child.wait()
 
     def watch(self) -> int:
+        """Restart children that die, until stop(); returns 0 then."""
         while not self.stopping:
-            for name, child in self.children.items():
-                code = child.poll()
-                if code is not None:
-                    print(f"\n{name} exited with code {code}; stopping Tally.", file=sys.stderr, flush=True)
-                    self.stop()
-                    return 1
-            time.sleep(0.5)
+            now = time.monotonic()
+            for name, child in list(self.children.items()):
+                if name in self.restart_at:
+                    if now >= self.restart_at[name]:
+                        del self.restart_at[name]
+                        print(f"restarting {name}", file=sys.stderr, flush=True)
+                        self._spawn(name)
+                    continue
+                if not _exited(child):
+                    if now - self.started_at[name] >= STABLE_SECONDS:
+                        self.quick_deaths[name] = 0
+                    continue
+                # What it left behind (a pool's processes), while its unreaped pid still names the group.
+                _signal_group(child, signal.SIGKILL)
+                code = child.wait()
+                deaths = self.quick_deaths.get(name, 0)
+                delay = RESTART_DELAYS_SECONDS[min(deaths, len(RESTART_DELAYS_SECONDS) - 1)]
+                self.quick_deaths[name] = deaths + 1
+                self.restart_at[name] = now + delay
+                print(f"\n{name} exited with code {code}; restarting it in {delay:g} s", file=sys.stderr, flush=True)
+            time.sleep(0.2)
         return 0
+
+
+def _exited(child: subprocess.Popen) -> bool:
+    """Whether the child has exited, without reaping it: until it is reaped its pid (and so its process
+    group id) cannot be taken by another process."""
+    if child.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped elsewhere
+        return child.poll() is not None
 
 
 def _signal_group(child: subprocess.Popen, sig: int) -> None:
