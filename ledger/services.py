@@ -18,6 +18,7 @@ no balance change behind, so the same key may be retried later.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -249,9 +250,22 @@ def _legs(entries: Sequence[Leg | tuple[Account, int]]) -> list[Leg]:
     return legs
 
 
+IDEMPOTENCY_KEY_MAX = 255  # Transaction.idempotency_key's column
+
+
+def posting_key(prefix: str, client_key: str) -> str:
+    """A ledger idempotency key for a client's own key: `<prefix>:<client key>`, or, when that would not
+    fit the column, `<prefix>:sha256:<hex digest of the client key>` (the same key always maps alike, so
+    a retry still finds its posting)."""
+    key = f"{prefix}:{client_key}"
+    if len(key) <= IDEMPOTENCY_KEY_MAX:
+        return key
+    return f"{prefix}:sha256:{hashlib.sha256(client_key.encode()).hexdigest()}"
+
+
 def _check_request(idempotency_key: str, kind: str, metadata: dict[str, Any] | None) -> None:
-    if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255:
-        raise InvalidPostingError("An idempotency key is a string of 1 to 255 characters.")
+    if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= IDEMPOTENCY_KEY_MAX:
+        raise InvalidPostingError(f"An idempotency key is a string of 1 to {IDEMPOTENCY_KEY_MAX} characters.")
     if not isinstance(kind, str) or not 1 <= len(kind) <= 40:
         raise InvalidPostingError("A transaction kind is a string of 1 to 40 characters.")
     if metadata is not None and not isinstance(metadata, dict):

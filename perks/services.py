@@ -40,7 +40,7 @@ from config.errors import ApplicationError, error_body
 from ledger import locks as ledger_locks
 from ledger.errors import InsufficientBalanceError
 from ledger.models import Account
-from ledger.services import Leg, Posting, transaction_reverse, transactions_post
+from ledger.services import Leg, Posting, posting_key, transaction_reverse, transactions_post
 from loyalty import locks as loyalty_locks
 from loyalty.locks import LockedMembership, MemberRef
 from loyalty.models import Brand, IdempotencyRecord, Membership
@@ -401,7 +401,7 @@ class _Batch:
         account = heads.get(account_id) or Account.objects.get(pk=account_id)
         postings = [
             Posting(
-                idempotency_key=f"redeem:{item.member.id}:{item.request.request_key}",
+                idempotency_key=posting_key(f"redeem:{item.member.id}", item.request.request_key),
                 kind="redeem",
                 entries=[
                     Leg(heads[item.member.wallet_id], -item.read.perk.cost),

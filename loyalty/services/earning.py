@@ -9,7 +9,7 @@ from config.errors import ApplicationError
 from ledger.errors import InsufficientBalanceError
 from ledger.models import Account
 from ledger.selectors import account_balance_get
-from ledger.services import transaction_post
+from ledger.services import posting_key, transaction_post
 from loyalty import locks
 from loyalty.models import Adjustment, BrandApiKey, Membership, User
 from loyalty.services.accounts import brand_account, membership_wallet
@@ -42,7 +42,7 @@ def adjustment_create(
         wallet = membership_wallet(membership=membership)
         try:
             result = transaction_post(
-                idempotency_key=f"adjustment:{membership.brand_id}:{idempotency_key}",
+                idempotency_key=posting_key(f"adjustment:{membership.brand_id}", idempotency_key),
                 kind="adjustment",
                 entries=[
                     (brand_account(brand=membership.brand, kind=Account.Kind.ADJUSTMENTS), -points),

@@ -80,3 +80,13 @@ def test_a_retried_spend_returns_the_original_even_though_the_money_is_gone(issu
     assert again.created is False
     assert again.transaction.pk == first.transaction.pk
     assert account_balance_get(wallet).balance == 0
+
+
+def test_a_posting_key_that_would_not_fit_the_column_is_hashed_the_same_way_every_time():
+    from ledger.services import IDEMPOTENCY_KEY_MAX, posting_key
+
+    short, long, other = posting_key("p:1", "abc"), posting_key("p:1", "k" * 255), posting_key("p:1", "k" * 254 + "j")
+
+    assert short == "p:1:abc"
+    assert len(long) <= IDEMPOTENCY_KEY_MAX and long.startswith("p:1:sha256:")
+    assert posting_key("p:1", "k" * 255) == long != other

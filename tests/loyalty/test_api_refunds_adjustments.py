@@ -127,6 +127,19 @@ def test_adjustment_with_an_idempotency_key_applies_once(coffee_api, celery_work
     assert Adjustment.objects.count() == 1
 
 
+def test_an_adjustment_keyed_by_the_longest_idempotency_key_applies_once(coffee_api, celery_worker):
+    buy(coffee_api, "10.00")
+    body = {"member": {"email": "r@example.com"}, "points": 5, "reason": "birthday"}
+    key = "k" * 255  # with the ledger's prefix, longer than its key column: it is hashed there
+
+    first = coffee_api.post("/api/v1/adjustments", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+    again = coffee_api.post("/api/v1/adjustments", body, format="json", HTTP_IDEMPOTENCY_KEY=key)
+
+    assert first.status_code == 201, first.json()
+    assert first.json() == again.json()
+    assert Adjustment.objects.count() == 1
+
+
 def test_history_is_signed_newest_first_and_paginated_by_cursor(coffee_api, celery_worker):
     member_id = buy(coffee_api, "10.00")["member"]["id"]
     refund(coffee_api, "5.00", key="half")

@@ -43,6 +43,18 @@ def test_same_key_replays_and_spends_once(shop):
     assert Redemption.objects.count() == 1
 
 
+def test_the_longest_idempotency_key_redeems_once(shop):
+    brand, _membership, client = shop
+    perk = PerkFactory(brand=brand, cost=10)
+    key = "k" * 255
+
+    first, again = redeem(client, perk, key), redeem(client, perk, key)
+
+    assert first.status_code == 201, first.json()
+    assert first.json() == again.json()
+    assert Redemption.objects.count() == 1
+
+
 @pytest.mark.parametrize(
     ("perk_kwargs", "code"),
     [
