@@ -16,7 +16,8 @@ Rules, in event order per member (the order the API accepted them):
   `tier_window_months` months (the current one included); the event that crosses a threshold earns
   at the old rate, the next one at the new;
 - a refund takes back floor(awarded x refunded / amount) of its purchase on the running total, at
-  most what the wallet holds (the rest is recorded as unrecovered), and lowers the qualifying points.
+  most what the wallet holds (the rest is recorded as unrecovered), and lowers the qualifying points:
+  a tier those points bought is taken back at once.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ class Decision:
     buckets: dict[tuple[int, dt.date], int] = field(default_factory=dict)
     # (membership id, event type, brand day) -> (awarded events, points) to add
     counts: dict[tuple[int, str, dt.date], tuple[int, int]] = field(default_factory=dict)
-    tiers: dict[int, int] = field(default_factory=dict)  # membership id -> new tier id
+    tiers: dict[int, int | None] = field(default_factory=dict)  # membership id -> new tier id
     purchases: dict[int, PurchaseState] = field(default_factory=dict)  # purchases refunds changed
 
 
@@ -240,7 +241,7 @@ def _award(
         _add(decision.buckets, (member.membership_id, month), points)
         # The event that crosses a threshold has earned at the old rate (above); the next one gets the new.
         qualifying = qualifying_points(member, window)
-        best = next((t for t in reversed(program.tiers) if t.threshold <= qualifying), None)
+        best = _best_tier(program, qualifying)
         if best is not None and (tier is None or best.rank > tier.rank):
             member.tier_id = best.id
             decision.tiers[member.membership_id] = best.id
@@ -255,7 +256,14 @@ def _award(
     )
 
 
-def _refund(program: Program, event: EventIn, member: MemberState, purchase: PurchaseState, decision: Decision):
+def _refund(
+    program: Program,
+    event: EventIn,
+    member: MemberState,
+    purchase: PurchaseState,
+    decision: Decision,
+    window: tuple[dt.date, dt.date],
+):
     if purchase.membership_id != member.membership_id:
         return Outcome(event.id, member.membership_id, REJECTED, "unknown_order")
     left = purchase.amount - purchase.refunded_amount
@@ -270,8 +278,10 @@ def _refund(program: Program, event: EventIn, member: MemberState, purchase: Pur
         taken = min(owed, member.balance)
     if owed > 0:
         month = month_floor(purchase.occurred_at, program.zone)
+        qualifying_before = qualifying_points(member, window)
         _add(member.buckets, month, -owed)
         _add(decision.buckets, (member.membership_id, month), -owed)
+        _tier_after_refund(program, member, decision, qualifying_before, qualifying_points(member, window))
     member.balance -= taken
     purchase.refunded_amount = refunded_total
     purchase.refunded_points += owed
@@ -285,6 +295,25 @@ def _refund(program: Program, event: EventIn, member: MemberState, purchase: Pur
         unrecovered=owed - taken,
         refund_of_id=purchase.event_id if taken > 0 else None,
     )
+
+
+def _best_tier(program: Program, qualifying: int) -> TierSpec | None:
+    return next((tier for tier in reversed(program.tiers) if tier.threshold <= qualifying), None)
+
+
+def _tier_after_refund(
+    program: Program, member: MemberState, decision: Decision, qualifying_before: int, qualifying_after: int
+) -> None:
+    """A refund takes back the tier its points bought: a member whose tier its qualifying points reached
+    before the refund, and no longer reach, moves down to what they reach now. A tier held on points
+    that left the window is not the refund's doing (tier requalification decides those)."""
+    tier = program.tier(member.tier_id)
+    before, after = _best_tier(program, qualifying_before), _best_tier(program, qualifying_after)
+    if tier is None or before is None or tier.rank > before.rank:
+        return
+    if after is None or after.rank < tier.rank:
+        member.tier_id = after.id if after is not None else None
+        decision.tiers[member.membership_id] = member.tier_id
 
 
 def decide(
@@ -311,7 +340,7 @@ def decide(
             purchase = purchases.get(event.refund_of_id)
             if purchase is None or purchase.status == PENDING:
                 raise ValueError(f"refund {event.id}: its purchase must be processed before it")
-            decision.outcomes.append(_refund(program, event, member, purchase, decision))
+            decision.outcomes.append(_refund(program, event, member, purchase, decision, window))
         else:
             decision.outcomes.append(_award(program, event, member, decision, window))
     return decision

@@ -436,7 +436,7 @@ def _counters_write(counts: dict[tuple[int, str, dt.date], tuple[int, int]]) -> 
     )
 
 
-def _tiers_write(tiers: dict[int, int]) -> None:
+def _tiers_write(tiers: dict[int, int | None]) -> None:
     if not tiers:
         return
     ids = sorted(tiers)
