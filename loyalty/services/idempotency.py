@@ -5,6 +5,10 @@ does its work, and stores its answer. A retry with the same key and the same req
 answer; with a different request it is a 409 `idempotency_conflict`; while the first is still being
 worked on, a duplicate waits for it and replays, or after a while gets a 409 `in_progress`. The ledger
 keys every posting too, so even a request that outlives its claim cannot credit twice.
+
+A claim left `in_progress` by a request that was killed (SIGKILL, a worker timeout, a lost machine)
+is taken over by a retry once it is STALE_CLAIM_SECONDS old, longer than any request runs: the retry
+does the work again, and the ledger's keys make it find what the first one wrote, if anything.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from loyalty.models import Brand, IdempotencyRecord
 
 WAIT_FOR_FIRST_SECONDS = 10.0
 POLL_SECONDS = 0.05
+STALE_CLAIM_SECONDS = 60.0
 
 
 class IdempotencyConflictError(ApplicationError):
@@ -95,6 +100,12 @@ def idempotent_call(
             )
         if record.state == IdempotencyRecord.State.DONE:
             return record.response_status, record.response_body, True
+        if record.created_at < timezone.now() - dt.timedelta(seconds=STALE_CLAIM_SECONDS):
+            # Its request died without an answer: free the key (once, whoever gets here first) and claim it.
+            IdempotencyRecord.objects.filter(
+                pk=record.pk, state=IdempotencyRecord.State.IN_PROGRESS, created_at=record.created_at
+            ).delete()
+            return idempotent_call(brand=brand, key=key, fingerprint=fingerprint, handler=handler)
         if time.monotonic() >= deadline:
             raise RequestInProgressError(message="A request with this idempotency key is still being processed.")
         time.sleep(POLL_SECONDS)
