@@ -56,6 +56,12 @@ def qualifying_points(membership: Membership, *, now: dt.datetime | None = None)
     return total["s"] or 0
 
 
+def base_tier_id(*, brand_id: int) -> int | None:
+    """The tier a member has on joining: the brand's entry tier, if it asks for no points (None if the
+    brand has no tiers, or its first one must be earned)."""
+    return Tier.objects.filter(brand_id=brand_id, threshold=0).order_by("rank").values_list("pk", flat=True).first()
+
+
 def next_tier(membership: Membership, qualifying: int) -> tuple[Tier, int] | None:
     """The next tier up and how many qualifying points are still needed, or None at the top."""
     current_rank = membership.tier.rank if membership.tier else 0

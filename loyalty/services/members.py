@@ -10,6 +10,7 @@ from django.utils import timezone
 from config.db import bulk_cursor
 from config.errors import ApplicationError
 from loyalty.models import Brand, BrandApiKey, BrandStaff, Member, Membership, User
+from loyalty.selectors import base_tier_id
 
 
 @transaction.atomic
@@ -60,7 +61,9 @@ def membership_join(*, member: Member, brand: Brand) -> Membership:
     """Join a brand's fan club; joining again is harmless and re-activates a club one had left."""
     if not brand.is_active:
         raise ApplicationError("brand_inactive", f"{brand.name} is not accepting members right now.")
-    membership, created = Membership.objects.get_or_create(member=member, brand=brand)
+    membership, created = Membership.objects.get_or_create(
+        member=member, brand=brand, defaults={"tier_id": base_tier_id(brand_id=brand.pk)}
+    )
     if not created and membership.status == Membership.Status.LEFT:
         membership.status = Membership.Status.ACTIVE
         membership.save(update_fields=["status"])
@@ -236,13 +239,20 @@ def _memberships_create(*, brand: Brand, rows: list[tuple[int, str | None]]) -> 
             f"""
             INSERT INTO {Membership._meta.db_table}
                    (member_id, brand_id, external_id, status, joined_at,
-                    lifetime_earned, lifetime_redeemed, lifetime_expired)
-            SELECT v.member_id, %s, v.external_id, %s, %s, 0, 0, 0
+                    lifetime_earned, lifetime_redeemed, lifetime_expired, tier_id)
+            SELECT v.member_id, %s, v.external_id, %s, %s, 0, 0, 0, %s
               FROM unnest(%s::bigint[], %s::text[]) AS v(member_id, external_id)
              ORDER BY v.member_id
             ON CONFLICT DO NOTHING
             """,  # noqa: S608 - only the table name is formatted in
-            [brand.pk, Membership.Status.ACTIVE, timezone.now(), member_ids, [external_id for _, external_id in rows]],
+            [
+                brand.pk,
+                Membership.Status.ACTIVE,
+                timezone.now(),
+                base_tier_id(brand_id=brand.pk),
+                member_ids,
+                [external_id for _, external_id in rows],
+            ],
         )
     wanted = dict(rows)
     found = {}
