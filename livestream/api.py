@@ -6,8 +6,6 @@ heartbeats are for the logged-in fan's own page: session-authenticated, so CSRF-
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user, get_user_model
 from django.core.exceptions import ValidationError
@@ -25,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import ApplicationError, error_body
+from config.parsers import json_object_plain
 from livestream import clock, leases, selectors, services
 from livestream.models import Channel
 from livestream.serializers import (
@@ -379,10 +378,6 @@ def _no_response(request):  # pragma: no cover - CSRFCheck wants a get_response 
     return None
 
 
-def _not_json_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
 def _json_response(body: dict, status: int, headers: dict | None = None) -> HttpResponse:
     response = HttpResponse(_RENDERER.render(body), status=status, content_type="application/json")
     response["Allow"] = _ALLOW
@@ -399,17 +394,9 @@ def heartbeat_plain(request: HttpRequest, slug: str) -> HttpResponse | None:
     None for anything else (no session cookie, a CSRF failure, an unknown channel, input the serializer
     has to judge...), before anything was done: DRF's view then answers it as it always did.
     """
-    if request.method != "POST" or request.content_type != "application/json":
-        return None
-    if request.encoding not in (None, "utf-8", "UTF-8"):
-        return None
+    data = json_object_plain(request, max_bytes=_PLAIN_MAX_BYTES)
     session_key = request.COOKIES.get(settings.SESSION_COOKIE_NAME)
-    if not session_key:
-        return None
-    try:
-        if int(request.META.get("CONTENT_LENGTH") or 0) > _PLAIN_MAX_BYTES:
-            return None
-    except ValueError:
+    if data is None or not session_key:
         return None
     check = CSRFCheck(_no_response)  # what FanSessionAuthentication.enforce_csrf runs
     check.process_request(request)
@@ -417,10 +404,6 @@ def heartbeat_plain(request: HttpRequest, slug: str) -> HttpResponse | None:
         return None
     channel = selectors.channel_get_active_cached(slug=slug)
     if channel is None:
-        return None
-    try:  # as DRF's JSONParser: UTF-8, and no NaN or Infinity
-        data = json.loads(request.body.decode("utf-8"), parse_constant=_not_json_constant)
-    except (ValueError, RecursionError):  # DRF's view answers either with a 400
         return None
     fields = heartbeat_input_plain(data)
     if fields is None:

@@ -84,7 +84,7 @@ def watch_rule_cached(*, brand_id: int) -> EarnRule | None:
     cached = _rules.get(brand_id)
     if cached is not None and time.monotonic() - cached[0] <= CACHE_SECONDS:
         return cached[1]
-    rule = EarnRule.objects.filter(brand_id=brand_id, event_type=WATCH_MINUTE).first()
+    rule = watch_rule(brand=brand_id)
     with _cache_lock:
         _rules[brand_id] = (time.monotonic(), rule)
     return rule
@@ -166,7 +166,8 @@ def channel_on_air(*, channel: Channel, at: dt.datetime | None = None) -> OnAir:
 # --- earning from watching ------------------------------------------------------------------------------
 
 
-def watch_rule(*, brand: Brand) -> EarnRule | None:
+def watch_rule(*, brand: Brand | int) -> EarnRule | None:
+    """The brand's (or brand id's) watch_minute rule, if it has one."""
     return EarnRule.objects.filter(brand=brand, event_type=WATCH_MINUTE).first()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from types import SimpleNamespace
 
@@ -23,6 +22,7 @@ from rest_framework.views import APIView
 
 from config import batching
 from config.errors import error_body
+from config.parsers import json_object_plain
 from loyalty import notify, selectors
 from loyalty.authentication import ApiKeyAuthentication, ApiKeyRateThrottle, HasBrandApiKey, recent_api_key
 from loyalty.models import Brand, EarnRule, Event, Membership
@@ -260,10 +260,6 @@ _PLAIN_MAX_BYTES = 64 * 1024  # an event is a few hundred bytes (metadata at mos
 _PLAIN_HEADERS = {"Allow": "POST, OPTIONS"}  # what DRF's view answers with
 
 
-def _not_json_constant(name: str):
-    raise ValueError(f"{name} is not JSON")
-
-
 def events_plain(request: HttpRequest) -> HttpResponse | None:
     """Answer a valid event from a known key (checked by this process in the last few seconds) without
     DRF's request, negotiation, throttling framework and response objects: what EventCollection would
@@ -272,22 +268,12 @@ def events_plain(request: HttpRequest) -> HttpResponse | None:
     None for anything else (an unknown or unchecked key, invalid JSON or fields, a throttled key, a body
     that is too big...), before anything was done: DRF's view then answers it as it always did.
     """
-    if request.method != "POST" or request.content_type != "application/json":
-        return None
-    if request.encoding not in (None, "utf-8", "UTF-8"):
+    data = json_object_plain(request, max_bytes=_PLAIN_MAX_BYTES)
+    if data is None:
         return None
     keyword, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     api_key = recent_api_key(key.strip()) if keyword == ApiKeyAuthentication.keyword else None
     if api_key is None:
-        return None
-    length = request.META.get("CONTENT_LENGTH") or "0"
-    if not length.isdigit() or int(length) > _PLAIN_MAX_BYTES:
-        return None
-    try:  # as DRF's JSONParser: UTF-8, and no NaN or Infinity
-        data = json.loads(request.body.decode("utf-8"), parse_constant=_not_json_constant)
-    except (ValueError, RecursionError):  # DRF's view answers either with a 400
-        return None
-    if not isinstance(data, dict):
         return None
     idempotency_key = request.headers.get("Idempotency-Key", "").strip() or None
     if idempotency_key is not None:

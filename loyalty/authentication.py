@@ -64,13 +64,23 @@ def _api_key_find(key: str) -> BrandApiKey | None:
     return api_key
 
 
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def recent_api_key(key: str) -> BrandApiKey | None:
     """The key, if this process checked it in the last API_KEY_CACHE_SECONDS and it has not expired since;
     else None (without asking the database: the caller then authenticates as usual)."""
-    recent = _recent_keys.get(hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest())
+    recent = _recent_keys.get(_digest(key))
     if recent is None or time.monotonic() - recent[0] >= settings.API_KEY_CACHE_SECONDS:
         return None
     return None if recent[1].has_expired else recent[1]
+
+
+def _remember(key: str, api_key: BrandApiKey) -> None:
+    if len(_recent_keys) >= _RECENT_KEYS_MAX:
+        _recent_keys.clear()
+    _recent_keys[_digest(key)] = (time.monotonic(), api_key)
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -84,17 +94,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if keyword != self.keyword or not key.strip():
             raise exceptions.AuthenticationFailed("Use the header 'Authorization: Api-Key <key>'.")
         key = key.strip()
-        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
-        now = time.monotonic()
-        recent = _recent_keys.get(digest)
-        if recent is not None and now - recent[0] < settings.API_KEY_CACHE_SECONDS:
-            api_key = recent[1]
-        else:
+        api_key = recent_api_key(key)
+        if api_key is None:
             api_key = _api_key_find(key)
             if api_key is not None:
-                if len(_recent_keys) >= _RECENT_KEYS_MAX:
-                    _recent_keys.clear()
-                _recent_keys[digest] = (now, api_key)
+                _remember(key, api_key)
         if api_key is None or api_key.has_expired:
             raise exceptions.AuthenticationFailed("This API key is unknown, revoked or expired.")
         return (None, api_key)

@@ -25,6 +25,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from types import SimpleNamespace
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
@@ -206,27 +207,27 @@ def _collision(row: _Row, by_key: dict[str, Event], by_order: dict[str, Event]) 
 
 
 def _pending_out(row: _Row, created_at: dt.datetime) -> dict:
-    """What `event_out` shows for the event just stored from `row` (pending, its member as sent), built
-    without a model instance: the single endpoint answers thousands of these a second."""
-    body = {
-        "id": row.id,
-        "type": row.type,
-        "status": Event.Status.PENDING.value,
-        "points": 0,
-        "reason": None,
-        "member": {"id": None, "email": row.email or None, "external_id": row.external_id or None},
-        "order_id": row.order_id or None,
-        "amount": str(row.amount) if row.amount is not None else None,
-        "currency": row.currency or None,
-        "occurred_at": row.occurred_at.isoformat(),
-        "created_at": created_at.isoformat(),
-        "processed_at": None,
-        "balance": None,
-        "tier": None,
-    }
-    if row.type == Event.REFUND:
-        body["unrecovered_points"] = 0
-    return body
+    """`event_out` of the event just stored from `row` (pending, its member as sent), given the stored
+    values themselves rather than a model instance: the single endpoint answers thousands a second."""
+    stored = SimpleNamespace(
+        pk=row.id,
+        membership_id=None,
+        member_email=row.email,
+        member_external_id=row.external_id,
+        type=row.type,
+        status=Event.Status.PENDING,
+        points=0,
+        reason="",
+        order_id=row.order_id,
+        amount=row.amount,
+        currency=row.currency,
+        occurred_at=row.occurred_at,
+        created_at=created_at,
+        processed_at=None,
+        balance_after=None,
+        unrecovered_points=0,
+    )
+    return event_out(stored)
 
 
 def _status_of(event: Event) -> int:

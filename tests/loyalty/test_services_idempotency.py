@@ -40,3 +40,23 @@ def test_a_claim_younger_than_that_still_answers_in_progress(monkeypatch):
 
     with pytest.raises(RequestInProgressError):
         idempotent_call(brand=brand, key="k-1", fingerprint="fp", handler=lambda: (201, {}))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_retries_racing_for_a_stale_claim_run_the_work_once_and_all_answer_alike():
+    from tests.concurrency import run_concurrently
+
+    brand = BrandFactory()
+    claim_left_behind(brand, age_seconds=idempotency.STALE_CLAIM_SECONDS + 5)
+    runs = []
+
+    def handler():
+        runs.append(1)
+        return 201, {"run": len(runs)}
+
+    answers = run_concurrently(
+        lambda _: idempotent_call(brand=brand, key="k-1", fingerprint="fp", handler=handler)[:2], 8
+    )
+
+    assert runs == [1]
+    assert answers == [(201, {"run": 1})] * 8
