@@ -182,6 +182,32 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# A link mailed at sign-up verifies the address for this long; a password reset link likewise.
+EMAIL_VERIFICATION_MAX_AGE_SECONDS = env_int("EMAIL_VERIFICATION_MAX_AGE_DAYS", 3) * 86400
+PASSWORD_RESET_TIMEOUT = EMAIL_VERIFICATION_MAX_AGE_SECONDS
+# Failed logins (fan and portal) per email and per client address, in a window (loyalty.login_throttle).
+LOGIN_THROTTLE_FAILURES = env_int("LOGIN_THROTTLE_FAILURES", 10)
+LOGIN_THROTTLE_FAILURES_PER_IP = env_int("LOGIN_THROTTLE_FAILURES_PER_IP", 100)
+LOGIN_THROTTLE_WINDOW_SECONDS = env_int("LOGIN_THROTTLE_WINDOW_SECONDS", 15 * 60)
+# Proxies in front of Tally that append the client's address to X-Forwarded-For (config.http.client_ip).
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
+
+# --- Mail ---------------------------------------------------------------------------------------
+
+# Development prints mail (verification and password reset links) on the console; production sends it
+# through the SMTP server given here.
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=True)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Tally <no-reply@localhost>")
+
 if TESTING:
     # Password hashing is deliberately slow; tests hash thousands of throwaway passwords.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

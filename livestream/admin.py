@@ -108,18 +108,8 @@ class ChannelAdmin(BrandScopedAdmin):
 
     def save_formset(self, request, form, formset, change):
         if formset.model is PlaylistItem:
-            items = formset.save(commit=False)
-            kept = [f.instance.order for f in formset.forms if f.instance.pk and f.instance.order is not None]
-            position = max(kept, default=-1)
-            for item in items:
-                if item.order is None:
-                    position += 1
-                    item.order = position
-            for item in items:
-                item.save()
-            for item in formset.deleted_objects:
-                item.delete()
-            formset.save_m2m()
+            changed = formset.save(commit=False)
+            services.playlist_items_save(channel=form.instance, changed=changed, deleted=formset.deleted_objects)
             return
         super().save_formset(request, form, formset, change)
 

@@ -61,15 +61,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 
 from config.errors import ApplicationError
 from livestream import clock, leases, locks, selectors
-from livestream.models import Channel, ScheduleEpoch
+from livestream.models import Channel, PlaylistItem, ScheduleEpoch
 from livestream.schedule import next_epoch, slot_at, slots_overlapping
 from livestream.selectors import WATCH_MINUTE, WatchSummary
 from loyalty.models import Membership
@@ -130,6 +132,33 @@ class Timing:
 
 
 # --- playlists ------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def playlist_items_save(
+    *, channel: Channel, changed: Sequence[PlaylistItem], deleted: Sequence[PlaylistItem] = ()
+) -> None:
+    """Save staff's edits of a channel's playlist: `changed` items (new or edited), `deleted` ones.
+
+    An item without a position (None) goes at the end, after every item the channel keeps. Locks the
+    channel row first, as publishing does, so that two staff adding videos at once get one position
+    each, one after the other, instead of both reading the same "last position" and sharing it.
+    Publishing (channel_schedule_publish) is the caller's next step, in the same transaction.
+    """
+    locks.channel_lock_row(channel.pk)
+    deleted_ids = [item.pk for item in deleted if item.pk is not None]
+    changed_ids = [item.pk for item in changed if item.pk is not None]
+    untouched = PlaylistItem.objects.filter(channel=channel).exclude(pk__in=deleted_ids + changed_ids)
+    positions = [untouched.aggregate(last=Max("order"))["last"]]
+    positions += [item.order for item in changed if item.order is not None]
+    position = max((p for p in positions if p is not None), default=-1)
+    for item in changed:
+        item.channel = channel
+        if item.order is None:
+            position += 1
+            item.order = position
+        item.save()
+    PlaylistItem.objects.filter(pk__in=deleted_ids).delete()
 
 
 @transaction.atomic

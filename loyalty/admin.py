@@ -2,9 +2,11 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db.models import Count
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
@@ -19,6 +21,7 @@ from config.errors import ApplicationError
 from config.forms import form_nonce, form_nonce_from
 from loyalty import selectors
 from loyalty.admin_site import BrandScopedAdmin, SuperuserWritesMixin, portal_brand_ids, scope_to_brands
+from loyalty.forms import ThrottledAdminAuthenticationForm
 from loyalty.models import (
     Adjustment,
     Brand,
@@ -32,9 +35,23 @@ from loyalty.models import (
     User,
 )
 from loyalty.serializers import statement_entry_out
+from loyalty.services import brand_staff_add, brand_staff_remove, membership_enroll
 from loyalty.services.earning import adjustment_create
 
 admin.site.unregister(APIKey)  # Tally's keys are BrandApiKey: every key belongs to a brand
+admin.site.login_form = ThrottledAdminAuthenticationForm  # failed portal logins count (loyalty.login_throttle)
+_admin_login = admin.site.login
+
+
+def _throttled_admin_login(request, extra_context=None):
+    response = _admin_login(request, extra_context)
+    form = (getattr(response, "context_data", None) or {}).get("form")
+    if getattr(form, "throttled", False):
+        response.status_code = 429
+    return response
+
+
+admin.site.login = _throttled_admin_login
 
 
 @admin.register(User)
@@ -101,6 +118,19 @@ class BrandAdmin(BrandScopedAdmin):
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
 
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not BrandStaff:
+            return super().save_formset(request, form, formset, change)
+        # Through the services: adding staff also opens the portal to the login (is_staff).
+        for staff in formset.save(commit=False):
+            if staff.pk is not None:  # a row whose login was swapped: the old login loses its access
+                before = BrandStaff.objects.select_related("user").get(pk=staff.pk)
+                if before.user_id != staff.user_id:
+                    brand_staff_remove(staff=before)
+            brand_staff_add(user=staff.user, brand=form.instance, role=staff.role)
+        for staff in formset.deleted_objects:
+            brand_staff_remove(staff=staff)
+
 
 @admin.register(BrandStaff)
 class BrandStaffAdmin(SuperuserWritesMixin, BrandScopedAdmin):
@@ -109,11 +139,27 @@ class BrandStaffAdmin(SuperuserWritesMixin, BrandScopedAdmin):
     search_fields = ["user__email"]
     autocomplete_fields = ["user"]
 
+    def get_readonly_fields(self, request, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        return [*readonly, "user", "brand"] if obj is not None else readonly  # a new login is a new row
+
+    def save_model(self, request, obj, form, change):
+        # update_or_create by (user, brand) in the service: the saved row is the one it made or changed.
+        saved = brand_staff_add(user=obj.user, brand=obj.brand, role=obj.role)
+        obj.pk, obj.created_at = saved.pk, saved.created_at
+
+    def delete_model(self, request, obj):
+        brand_staff_remove(staff=obj)
+
+    def delete_queryset(self, request, queryset):
+        for staff in queryset.select_related("user"):
+            brand_staff_remove(staff=staff)
+
 
 class MembershipInline(TabularInline):
     model = Membership
     extra = 0
-    fields = ["brand", "status", "external_id", "joined_at"]
+    fields = ["brand", "name", "status", "external_id", "joined_at"]
     readonly_fields = ["brand", "joined_at"]
     can_delete = False
 
@@ -127,13 +173,61 @@ class MembershipInline(TabularInline):
 
 @admin.register(Member)
 class MemberAdmin(BrandScopedAdmin):
+    """A person across brands. Their email and name are theirs: brand staff look at the members who joined
+    their club, by email and by the brand's own data (the memberships inline); only an operator edits
+    the person, and only an operator sees the name they gave."""
+
     list_display = ["__str__", "email", "name", "created_at"]
     search_fields = ["email", "name", "memberships__external_id"]
     inlines = [MembershipInline]
     readonly_fields = ["created_at"]
 
+    def get_list_display(self, request):
+        return super().get_list_display(request) if request.user.is_superuser else ["__str__", "created_at"]
+
+    def get_fields(self, request, obj=None):
+        return super().get_fields(request, obj) if request.user.is_superuser else ["email", "created_at"]
+
+    def get_search_fields(self, request):
+        return super().get_search_fields(request) if request.user.is_superuser else ["email"]
+
+    def get_search_results(self, request, queryset, search_term):
+        if request.user.is_superuser or not search_term.strip():
+            return super().get_search_results(request, queryset, search_term)
+        # Staff find a member by email or by their own brand's external id, never by another brand's.
+        term = search_term.strip()
+        own_ids = Membership.objects.filter(brand_id__in=portal_brand_ids(request), external_id=term)
+        return queryset.filter(Q(email__icontains=term) | Q(pk__in=own_ids.values("member_id"))), False
+
+    def get_paginator(self, request, queryset, per_page, *args, **kwargs):
+        if queryset.model is LogEntry and not request.user.is_superuser:
+            # The history page of a person shared by several brands: staff see their own brand's changes
+            # (and an operator's), never what another brand's staff did.
+            own = BrandStaff.objects.filter(brand_id__in=portal_brand_ids(request)).values("user_id")
+            queryset = queryset.filter(Q(user__in=own) | Q(user__is_superuser=True))
+        return super().get_paginator(request, queryset, per_page, *args, **kwargs)
+
+    def has_add_permission(self, request, *args):
+        return request.user.is_superuser  # staff enroll people under Memberships
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser
+
     def has_delete_permission(self, request, obj=None):
         return False  # members carry points history; they leave clubs, they are not deleted
+
+
+class MembershipEnrollForm(forms.Form):
+    brand = forms.ModelChoiceField(queryset=Brand.objects.none())
+    email = forms.EmailField(required=False, help_text="The person's email: found if known, else a new member.")
+    external_id = forms.CharField(max_length=120, required=False, help_text="Your own id for them (POS, shop).")
+    name = forms.CharField(max_length=120, required=False, help_text="The name your brand knows them by.")
+
+    def __init__(self, *args, brands, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["brand"].queryset = brands
+        if brands.count() == 1:
+            self.fields["brand"].initial = brands.first()
 
 
 class AdjustPointsForm(forms.Form):
@@ -150,17 +244,17 @@ class AdjustPointsForm(forms.Form):
 
 @admin.register(Membership)
 class MembershipAdmin(BrandScopedAdmin):
-    list_display = ["member", "brand", "status", "tier", "points_balance", "external_id", "joined_at"]
+    list_display = ["member", "name", "brand", "status", "tier", "points_balance", "external_id", "joined_at"]
     list_filter = ["status", "brand", "tier"]
-    search_fields = ["member__email", "member__name", "external_id"]
+    # The brand's own data only: the member's email (the brand was given it), the brand's name and id for them.
+    search_fields = ["member__email", "name", "external_id"]
     list_select_related = ["member", "brand", "tier", "wallet__balance"]
-    autocomplete_fields = ["member"]
     readonly_fields = ["joined_at", "points_summary", "history"]
     # The engine owns the tier (qualifying points); member and brand are the membership's identity,
     # and its wallet holds that brand's points.
     readonly_on_change = ["member", "brand", "tier"]
     fieldsets = (
-        (None, {"fields": ("member", "brand", "status", "external_id", "tier", "joined_at")}),
+        (None, {"fields": ("member", "brand", "name", "status", "external_id", "tier", "joined_at")}),
         ("Points", {"fields": ("points_summary", "history")}),
     )
 
@@ -216,6 +310,40 @@ class MembershipAdmin(BrandScopedAdmin):
             ),
             *super().get_urls(),
         ]
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Enrolling someone goes through membership_enroll: base tier, no merge of another brand's ids."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        brands = Brand.objects.all()
+        if not request.user.is_superuser:
+            brands = brands.filter(pk__in=portal_brand_ids(request))
+        form = MembershipEnrollForm(request.POST or None, brands=brands)
+        if request.method == "POST" and form.is_valid():
+            try:
+                membership = membership_enroll(
+                    brand=form.cleaned_data["brand"],
+                    email=form.cleaned_data["email"],
+                    external_id=form.cleaned_data["external_id"],
+                    name=form.cleaned_data["name"],
+                )
+            except ApplicationError as error:
+                for field, field_errors in error.fields.items():
+                    for message in field_errors:
+                        form.add_error(field if field in form.fields else None, message)
+                if not error.fields:
+                    form.add_error(None, error.message)
+            else:
+                self.log_addition(request, membership, [{"added": {}}])
+                messages.success(request, f"{membership.member} joined {membership.brand}.")
+                return redirect("admin:loyalty_membership_change", membership.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Enroll a member",
+            "form": form,
+            "opts": self.opts,
+        }
+        return TemplateResponse(request, "admin/loyalty/membership_enroll.html", context)
 
     def adjust_view(self, request, object_id):
         membership = self.get_object(request, unquote(object_id))

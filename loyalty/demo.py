@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db.models import Q
+from django.utils import timezone
 
 from loyalty import services
 from loyalty.models import Brand, BrandStaff, EarnRule, Tier, User
@@ -47,7 +48,7 @@ def _user(email: str, **extra: object) -> User:
     user = User.objects.filter(email__iexact=email).first()
     if user is None:
         create = User.objects.create_superuser if extra.pop("superuser", False) else User.objects.create_user
-        user = create(email=email, password=DEMO_PASSWORD, **extra)
+        user = create(email=email, password=DEMO_PASSWORD, email_verified_at=timezone.now(), **extra)
     return user
 
 

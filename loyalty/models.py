@@ -52,6 +52,9 @@ class User(AbstractUser):
 
     username = None
     email = models.EmailField("email address", unique=True)
+    # Set when the person proved they read this address (a signed link, or a password reset mailed
+    # to it). Only then is the login linked to the member a till may have made with this email.
+    email_verified_at = models.DateTimeField(null=True, blank=True)
 
     USERNAME_FIELD = "email"
     REQUIRED_FIELDS: list[str] = []
@@ -62,6 +65,10 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.email
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
     def clean(self) -> None:
         super().clean()
@@ -137,7 +144,9 @@ class Member(models.Model):
         constraints = [models.UniqueConstraint(Lower("email"), name="member_email_ci_unique")]
 
     def __str__(self) -> str:
-        return self.email or self.name or f"member #{self.pk}"
+        # Not the name: a member's name is their own, across brands, and this label shows in every
+        # brand's portal. A brand sees the name it knows on the membership.
+        return self.email or f"member #{self.pk}"
 
 
 class Membership(models.Model):
@@ -157,6 +166,9 @@ class Membership(models.Model):
         blank=True,
         help_text="The brand's own id for this member (POS customer id, shop account id).",
     )
+    # The name this brand knows the member by: what the fan gave when joining, or what staff typed. The
+    # member's own name is theirs, shared by every brand they belong to, and only they or an operator edit it.
+    name = models.CharField(max_length=120, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     joined_at = models.DateTimeField(auto_now_add=True)
     tier = models.ForeignKey("Tier", null=True, blank=True, on_delete=models.PROTECT, related_name="+")

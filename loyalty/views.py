@@ -1,19 +1,22 @@
-"""Fan pages: home, sign up, a brand's page with "join the fan club", and "my clubs"."""
+"""Fan pages: home, sign up and email verification, login and password reset, a brand's page with "join
+the fan club", and "my clubs"."""
 
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from config.errors import ApplicationError
 from loyalty import selectors, services
 from loyalty.extensions import brand_links
-from loyalty.forms import SignUpForm
+from loyalty.forms import SignUpForm, ThrottledAuthenticationForm
 from loyalty.models import Brand
+from loyalty.tokens import user_for_email_verification_token
 
 
 def _safe_next(request: HttpRequest, default: str) -> str:
@@ -40,6 +43,7 @@ def sign_up(request: HttpRequest) -> HttpResponse:
                 email=form.cleaned_data["email"],
                 password=form.cleaned_data["password"],
                 name=form.cleaned_data["name"],
+                site_url=request.build_absolute_uri("/"),
             )
         except ApplicationError as error:
             for field, field_errors in error.fields.items():
@@ -47,9 +51,68 @@ def sign_up(request: HttpRequest) -> HttpResponse:
                     form.add_error(field, message)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, "Welcome to Tally! Join a fan club to start earning.")
+            messages.success(
+                request,
+                f"Welcome to Tally! We sent a link to {user.email}: open it to confirm your address, "
+                "then join a fan club to start earning.",
+            )
             return redirect(_safe_next(request, reverse("home")))
     return render(request, "registration/signup.html", {"form": form})
+
+
+def email_verify(request: HttpRequest, token: str) -> HttpResponse:
+    """The link mailed at sign-up. Opening it again, or while logged out, is harmless."""
+    user = user_for_email_verification_token(token)
+    if user is None:
+        return render(request, "registration/email_verification_invalid.html", status=400)
+    try:
+        services.user_email_verify(user=user)
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Thank you: {user.email} is confirmed. You can join fan clubs now.")
+    if request.user.is_authenticated and request.user.pk == user.pk:
+        return redirect("my_clubs")
+    return redirect(f"{reverse('login')}?next={reverse('my_clubs')}")
+
+
+@login_required
+@require_POST
+def email_verification_resend(request: HttpRequest) -> HttpResponse:
+    if request.user.email_verified:
+        messages.info(request, "Your email address is already confirmed.")
+    else:
+        services.email_verification_send(user=request.user, site_url=request.build_absolute_uri("/"))
+        messages.success(request, f"We sent a new link to {request.user.email}.")
+    return redirect(_safe_next(request, reverse("my_clubs")))
+
+
+class LoginView(auth_views.LoginView):
+    """The fan login, throttled (loyalty.login_throttle): 429 while an email or address is locked out."""
+
+    authentication_form = ThrottledAuthenticationForm
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if getattr(form, "throttled", False):
+            response.status_code = 429
+        return response
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Setting a new password through a link mailed to the address also proves the person reads it."""
+
+    success_url = reverse_lazy("password_reset_complete")
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        if not form.user.email_verified:
+            try:
+                services.user_email_verify(user=form.user)
+            except ApplicationError as error:
+                messages.error(self.request, error.message)
+        return response
 
 
 def brand_detail(request: HttpRequest, slug: str) -> HttpResponse:
@@ -64,8 +127,8 @@ def brand_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def brand_join(request: HttpRequest, slug: str) -> HttpResponse:
     brand = get_object_or_404(Brand, slug=slug)
-    member = services.member_for_user(user=request.user)
     try:
+        member = services.member_for_user(user=request.user)
         services.membership_join(member=member, brand=brand)
     except ApplicationError as error:
         messages.error(request, error.message)

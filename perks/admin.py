@@ -1,5 +1,6 @@
 """Perks in the partner portal: the catalog, and redemptions with fulfil / cancel through the services."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
@@ -8,7 +9,24 @@ from django.utils.html import format_html
 from config.errors import ApplicationError
 from loyalty.admin_site import BrandScopedAdmin
 from perks.models import Perk, Redemption
-from perks.services import perk_stock_set, redemption_cancel, redemption_fulfill
+from perks.services import perk_stock_check, perk_stock_set, redemption_cancel, redemption_fulfill
+
+
+class PerkAdminForm(forms.ModelForm):
+    """Checks a stock change against the stock as it is now (the admin saves in one transaction, and the
+    check keeps the perk row locked until it commits): refused, nothing of the form is saved."""
+
+    def stock_seen(self) -> int | None:
+        return self.fields["stock"].to_python(self.data.get(self.add_initial_prefix("stock")))
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk and "stock" in self.changed_data and "stock" not in self.errors:
+            try:
+                perk_stock_check(perk=self.instance, seen=self.stock_seen(), wanted=cleaned.get("stock"))
+            except ApplicationError as error:
+                self.add_error("stock", error.message)
+        return cleaned
 
 
 @admin.register(Perk)
@@ -56,6 +74,7 @@ class PerkAdmin(BrandScopedAdmin):
         return perk.redeemed_total
 
     def get_form(self, request, obj=None, change=False, **kwargs):
+        kwargs.setdefault("form", PerkAdminForm)
         form = super().get_form(request, obj, change=change, **kwargs)
         if "stock" in form.base_fields:
             # The form carries the stock staff saw, so that saving applies their change as a difference.
@@ -65,13 +84,11 @@ class PerkAdmin(BrandScopedAdmin):
     def save_model(self, request, obj, form, change):
         if change and "stock" in form.changed_data:
             # Fans redeem while the form is open: apply the staff's change relative to what they saw.
-            seen = form.fields["stock"].to_python(form.data.get(form.add_initial_prefix("stock")))
+            # PerkAdminForm checked it under the perk's row lock, held until this request commits, so it
+            # applies now; if it could not, the error would roll every field of the save back with it.
             form.changed_data.remove("stock")
             super().save_model(request, obj, form, change)
-            try:
-                perk_stock_set(perk=obj, seen=seen, wanted=form.cleaned_data["stock"])
-            except ApplicationError as error:
-                self.message_user(request, error.message, messages.ERROR)
+            perk_stock_set(perk=obj, seen=form.stock_seen(), wanted=form.cleaned_data["stock"])
             return
         super().save_model(request, obj, form, change)
 

@@ -557,6 +557,20 @@ def voucher_consume(*, brand_id: int, code: str, note: str = "") -> Redemption:
     return redemption_fulfill(redemption=redemption, note=note)
 
 
+def perk_stock_check(*, perk: Perk, seen: int | None, wanted: int | None) -> None:
+    """Refuse a stock change from `seen` to `wanted` that fewer items than it removes could pay for, and
+    lock the perk row until the end of the caller's transaction, so that perk_stock_set, later in that
+    transaction, applies it without failing: the portal validates, then saves every field, or none.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("perk_stock_check must run inside the transaction that will apply the change.")
+    current = locks.perks_lock_stock([perk.pk])[perk.pk]
+    if seen is None or wanted is None or wanted >= seen:
+        return
+    if current is None or current < seen - wanted:
+        raise ApplicationError("stock_changed", "Fewer are left than you remove: reload and try again.")
+
+
 def perk_stock_set(*, perk: Perk, seen: int | None, wanted: int | None) -> Perk:
     """Staff changed the stock from `seen` (what their form showed) to `wanted`.
 

@@ -4,18 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from config.db import bulk_cursor
 from config.errors import ApplicationError
 from loyalty.models import Brand, BrandApiKey, BrandStaff, Member, Membership, User
 from loyalty.selectors import base_tier_id
+from loyalty.tokens import email_verification_token
+
+
+class EmailUnverifiedError(ApplicationError):
+    status_code = 403
+    code = "email_unverified"
 
 
 @transaction.atomic
-def user_sign_up(*, email: str, password: str, name: str = "") -> User:
-    """Create a fan's login and link it to their member record (one may exist from a POS)."""
+def user_sign_up(*, email: str, password: str, name: str = "", site_url: str) -> User:
+    """Create a fan's login and mail them a link to verify their address (sent after commit).
+
+    The login is not linked to any member yet: a till may already have made a member with this email,
+    with points, and typing an address proves nothing. `user_email_verify` links them once the person
+    has opened the link, so nobody can take over someone else's points, or route their future till
+    purchases to themselves, by signing up with their address.
+    """
     email = email.strip().lower()
     if User.objects.filter(email__iexact=email).exists():
         raise ApplicationError(
@@ -24,11 +40,28 @@ def user_sign_up(*, email: str, password: str, name: str = "") -> User:
             fields={"email": ["An account with this email already exists."]},
         )
     user = User.objects.create_user(email=email, password=password, first_name=name[:150])
-    member = member_get_or_create_by_email(email=email, name=name)
-    if member.user_id is None:
-        member.user = user
-        member.save(update_fields=["user"])
+    email_verification_send(user=user, site_url=site_url)
     return user
+
+
+def email_verification_send(*, user: User, site_url: str) -> None:
+    """Mail `user` a signed link that verifies their address, once the current transaction commits."""
+    link = site_url.rstrip("/") + reverse("email_verify", args=[email_verification_token(user)])
+    context = {"user": user, "link": link, "days": settings.EMAIL_VERIFICATION_MAX_AGE_SECONDS // 86400}
+    subject = "Confirm your email address for Tally"
+    body = render_to_string("registration/email_verification_email.txt", context)
+    transaction.on_commit(lambda: send_mail(subject, body, None, [user.email]))
+
+
+@transaction.atomic
+def user_email_verify(*, user: User) -> Member:
+    """Record that `user` reads their address, and link the login to the member with that email (the one a
+    till may have made, with its points), or a new one. Verifying again changes nothing."""
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.email_verified_at is None:
+        user.email_verified_at = timezone.now()
+        user.save(update_fields=["email_verified_at"])
+    return member_for_user(user=user)
 
 
 def member_get_or_create_by_email(*, email: str, name: str = "") -> Member:
@@ -45,28 +78,80 @@ def member_get_or_create_by_email(*, email: str, name: str = "") -> Member:
 
 
 def member_for_user(*, user: User) -> Member:
-    """The member record behind a login, created if the login predates it."""
+    """The member record behind a login, created (or claimed by email) on first use once the login's
+    address is verified. Raises EmailUnverifiedError before that."""
     member = Member.objects.filter(user=user).first()
     if member is not None:
         return member
+    if not user.email_verified:
+        raise EmailUnverifiedError(message=f"Confirm your email address first: open the link we sent to {user.email}.")
     member = member_get_or_create_by_email(email=user.email, name=user.get_full_name())
     if member.user_id is None:
-        member.user = user
-        member.save(update_fields=["user"])
+        # Conditional: two verifications of one login racing here link it once.
+        Member.objects.filter(pk=member.pk, user__isnull=True).update(user=user)
+        member.refresh_from_db(fields=["user"])
+    if member.user_id != user.pk:
+        raise ApplicationError("member_taken", "This email's member record belongs to another login.")
     return member
 
 
 @transaction.atomic
-def membership_join(*, member: Member, brand: Brand) -> Membership:
-    """Join a brand's fan club; joining again is harmless and re-activates a club one had left."""
+def membership_join(*, member: Member, brand: Brand, name: str | None = None) -> Membership:
+    """Join a brand's fan club; joining again is harmless and re-activates a club one had left.
+
+    `name` is what the brand will know the member by; a fan joining gives their own (the default).
+    """
     if not brand.is_active:
         raise ApplicationError("brand_inactive", f"{brand.name} is not accepting members right now.")
     membership, created = Membership.objects.get_or_create(
-        member=member, brand=brand, defaults={"tier_id": base_tier_id(brand_id=brand.pk)}
+        member=member,
+        brand=brand,
+        defaults={"tier_id": base_tier_id(brand_id=brand.pk), "name": member.name if name is None else name},
     )
     if not created and membership.status == Membership.Status.LEFT:
         membership.status = Membership.Status.ACTIVE
         membership.save(update_fields=["status"])
+    return membership
+
+
+@transaction.atomic
+def membership_enroll(*, brand: Brand, email: str = "", external_id: str = "", name: str = "") -> Membership:
+    """Staff enroll someone in their brand's club (the partner portal's "add membership").
+
+    By email (the person, found or created) and/or the brand's own id for them. The same rules as a
+    till's first event: an external id the brand already uses, or an email already in the club, is
+    refused rather than merged, and the member's own name is never touched (`name` is the brand's).
+    """
+    email = email.strip().lower()
+    external_id = external_id.strip()
+    if not email and not external_id:
+        message = "Give an email, an external id, or both."
+        raise ApplicationError("member_required", message, fields={"email": [message]})
+    if external_id and Membership.objects.filter(brand=brand, external_id=external_id).exists():
+        raise ApplicationError(
+            "external_id_taken",
+            f"Another member of {brand.name} has the external id {external_id}.",
+            fields={"external_id": ["Already used by another member of this brand."]},
+        )
+    member = member_get_or_create_by_email(email=email) if email else Member.objects.create()
+    if Membership.objects.filter(brand=brand, member=member).exists():
+        raise ApplicationError(
+            "already_member",
+            f"{email} is already a member of {brand.name}.",
+            fields={"email": ["Already a member of this brand."]},
+        )
+    membership = membership_join(member=member, brand=brand, name=name)
+    if external_id:
+        membership.external_id = external_id
+        try:
+            with transaction.atomic():
+                membership.save(update_fields=["external_id"])
+        except IntegrityError as error:  # a till or another staff member took it a moment ago
+            raise ApplicationError(
+                "external_id_taken",
+                f"Another member of {brand.name} has the external id {external_id}.",
+                fields={"external_id": ["Already used by another member of this brand."]},
+            ) from error
     return membership
 
 
@@ -78,6 +163,16 @@ def brand_staff_add(*, user: User, brand: Brand, role: str = BrandStaff.Role.STA
         user.is_staff = True  # Django admin admits only is_staff logins; the brand scope does the rest
         user.save(update_fields=["is_staff"])
     return staff
+
+
+@transaction.atomic
+def brand_staff_remove(*, staff: BrandStaff) -> None:
+    """Take a login's access to a brand's portal away; with no brand left, the portal closes to it."""
+    user = staff.user
+    staff.delete()
+    if user.is_staff and not user.is_superuser and not BrandStaff.objects.filter(user=user).exists():
+        user.is_staff = False
+        user.save(update_fields=["is_staff"])
 
 
 def api_key_create(*, brand: Brand, name: str) -> tuple[BrandApiKey, str]:
@@ -238,9 +333,9 @@ def _memberships_create(*, brand: Brand, rows: list[tuple[int, str | None]]) -> 
         cursor.execute(
             f"""
             INSERT INTO {Membership._meta.db_table}
-                   (member_id, brand_id, external_id, status, joined_at,
+                   (member_id, brand_id, external_id, name, status, joined_at,
                     lifetime_earned, lifetime_redeemed, lifetime_expired, tier_id)
-            SELECT v.member_id, %s, v.external_id, %s, %s, 0, 0, 0, %s
+            SELECT v.member_id, %s, v.external_id, '', %s, %s, 0, 0, 0, %s
               FROM unnest(%s::bigint[], %s::text[]) AS v(member_id, external_id)
              ORDER BY v.member_id
             ON CONFLICT DO NOTHING

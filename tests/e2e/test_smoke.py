@@ -10,7 +10,7 @@ from tests.loyalty.factories import BrandFactory
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_fan_signs_up_joins_a_club_and_sees_it_on_my_clubs(page):
+def test_fan_signs_up_confirms_their_email_joins_a_club_and_sees_it_on_my_clubs(page, mailoutbox):
     BrandFactory(name="Nova Lane", slug="artist", tagline="Watch together, earn together.")
 
     page.goto("/")
@@ -22,6 +22,13 @@ def test_fan_signs_up_joins_a_club_and_sees_it_on_my_clubs(page):
     expect(page.get_by_text("Welcome to Tally!")).to_be_visible()
 
     page.get_by_role("link", name=re.compile("Nova Lane")).click()
+    expect(page.get_by_text("Confirm your email address to join")).to_be_visible()
+    [message] = mailoutbox
+    [link] = re.findall(r"https?://\S+/verify-email/\S+", message.body)
+    page.goto(link)
+    expect(page.get_by_text("robin@example.com is confirmed")).to_be_visible()
+
+    page.goto("/b/artist/")
     page.get_by_role("button", name="Join the fan club").click()
     expect(page.get_by_text("You joined the Nova Lane fan club.")).to_be_visible()
     expect(page.get_by_text("You are a member")).to_be_visible()

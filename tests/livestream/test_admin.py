@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from livestream import selectors
 from livestream.models import Channel, PlaylistItem, ScheduleEpoch
@@ -190,3 +191,29 @@ def test_staff_never_see_nor_edit_another_brands_channel(staff_client):
     assert response.status_code == 200
     assert "Select a valid choice" in response.content.decode()
     assert not Channel.objects.filter(slug="sneaky").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_staff_appending_videos_at_once_get_a_position_each_and_both_go_on_air():
+    from livestream import services
+    from tests.concurrency import run_concurrently
+
+    channel = ChannelFactory()
+    PlaylistItemFactory(channel=channel, order=0, title="Opener")
+
+    def append(n):
+        item = PlaylistItem(
+            channel=channel, video_id=f"new{n:08d}", title=f"Added {n}", duration_seconds=60, order=None
+        )
+        with transaction.atomic():  # as the portal saves: the items, then the publication, in one transaction
+            services.playlist_items_save(channel=channel, changed=[item])
+            services.channel_schedule_publish(channel=channel)
+
+    results = run_concurrently(append, 6)
+
+    assert results == [None] * 6
+    orders = list(PlaylistItem.objects.filter(channel=channel).values_list("order", flat=True))
+    assert sorted(orders) == list(range(7))  # no two share a position
+    on_air = [item.title for item in selectors.channel_playlist(channel=channel)]
+    assert ScheduleEpoch.objects.filter(channel=channel).latest("starts_at").playlist[-1]["title"] == on_air[-1]
+    assert len(ScheduleEpoch.objects.filter(channel=channel).latest("starts_at").playlist) == 7

@@ -17,6 +17,7 @@ from loyalty.models import (
     Tier,
     User,
 )
+from loyalty.services import brand_staff_add
 
 DEFAULT_PASSWORD = "a-strong-test-password"
 
@@ -27,6 +28,7 @@ class UserFactory(DjangoModelFactory):
         skip_postgeneration_save = True
 
     email = factory.Sequence(lambda n: f"user{n}@example.com")
+    email_verified_at = factory.LazyFunction(timezone.now)
     password = factory.PostGenerationMethodCall("set_password", DEFAULT_PASSWORD)
 
     @factory.post_generation
@@ -47,12 +49,18 @@ class BrandFactory(DjangoModelFactory):
 
 
 class BrandStaffFactory(DjangoModelFactory):
+    """Through brand_staff_add, as the portal does: the service, not the factory, opens the portal to the login."""
+
     class Meta:
         model = BrandStaff
 
-    user = factory.SubFactory(UserFactory, is_staff=True)
+    user = factory.SubFactory(UserFactory)
     brand = factory.SubFactory(BrandFactory)
     role = BrandStaff.Role.STAFF
+
+    @classmethod
+    def _create(cls, model_class, *, user, brand, role, **kwargs):
+        return brand_staff_add(user=user, brand=brand, role=role)
 
 
 class MemberFactory(DjangoModelFactory):
