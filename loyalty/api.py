@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from types import SimpleNamespace
 
 from django.http import Http404, HttpRequest, HttpResponse
@@ -153,8 +152,9 @@ class EventCollection(BrandApiView):
             "applies the rules. With `?wait=true` the answer waits up to 2 s for the outcome: 201 with it, or 202 if "
             "it took longer. A pending event shows the member as sent (`member.id` is null until processed). "
             "`Idempotency-Key` header (for a purchase, the `order_id` is the key when no header is sent): the same "
-            "key and body replays the event as it is now; a different body is a 409. Keys never expire. Send a key "
-            "with refunds and custom events too, so that a retried request is not counted twice."
+            "key and body replays the event as it is now; a different body is a 409. Keys never expire. Refunds and "
+            "custom events have no natural key: they need an `Idempotency-Key` (400 without), so that a retried "
+            "request is never counted twice."
         ),
         request=EventInputSerializer,
         parameters=[
@@ -206,8 +206,8 @@ class EventCollection(BrandApiView):
             data = {**data, "idempotency_key": key}
         [(clean, errors)] = _events_clean(self.brand, [data])
         if errors:
-            if key and "idempotency_key" in errors:
-                errors["Idempotency-Key"] = errors.pop("idempotency_key")
+            if "idempotency_key" in errors and (key or "idempotency_key" not in request.data):
+                errors["Idempotency-Key"] = errors.pop("idempotency_key")  # the header is this endpoint's key
             raise serializers.ValidationError(errors)
         wait = request.query_params.get("wait", "").lower() in WAIT_TRUE
         body, status, replayed = _event_answer(self.brand, clean, wait=wait)
@@ -547,7 +547,7 @@ class AdjustmentCollection(BrandApiView):
         operation_id="adjustments_create",
         summary="Add or remove points by hand, with a reason",
         request=AdjustmentInputSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
         responses={
             201: OpenApiResponse(OpenApiTypes.OBJECT, description="the adjustment and the balance after it"),
             **error_responses(400, 401, 404, 409, 422),
@@ -585,13 +585,19 @@ class AdjustmentCollection(BrandApiView):
         if membership is None:
             raise Http404("No such member.")
         key = self.idempotency_key(request)
+        if key is None:
+            # The key is the adjustment's ledger posting key too, so a retry is fenced for as long as the
+            # adjustment exists, not only while the 24-hour replay record lasts.
+            raise serializers.ValidationError(
+                {"Idempotency-Key": ["Required: send one (the same on every retry), so a retry adjusts once."]}
+            )
 
         def handler() -> tuple[int, dict]:
             adjustment = adjustment_create(
                 membership=membership,
                 points=data["points"],
                 reason=data["reason"],
-                idempotency_key=key or uuid.uuid4().hex,
+                idempotency_key=key,
                 api_key=request.auth,
             )
             return 201, adjustment_out(adjustment)

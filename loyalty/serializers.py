@@ -133,6 +133,13 @@ class EventInput:
             elif kind not in self.known_types:
                 known = ", ".join(sorted({EarnRule.PURCHASE, Event.REFUND, *self.known_types}))
                 errors["type"] = [f"Unknown event type {kind!r}. This brand knows: {known}."]
+            if kind != EarnRule.PURCHASE and key is None and "idempotency_key" not in errors:
+                # A purchase is keyed by its order id; anything else has no natural key, and a retried
+                # request without one would count twice.
+                errors["idempotency_key"] = [
+                    f"Required for a {kind} event: send an Idempotency-Key (the same one on every retry), "
+                    "so that a retried request is not counted twice."
+                ]
         if errors:
             return None, errors
         return (

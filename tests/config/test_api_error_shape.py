@@ -81,7 +81,7 @@ def test_an_error_no_view_handled_is_a_json_500_and_logged(api, monkeypatch, cap
         raise RuntimeError("the disk caught fire")
 
     monkeypatch.setattr(loyalty_api, "events_accept", broken)
-    body = {"type": "check_in", "member": {"email": "a@b.co"}}
+    body = {"type": "check_in", "member": {"email": "a@b.co"}, "idempotency_key": "ci-1"}
 
     response = api.post("/api/v1/events", body, format="json")
 

@@ -100,7 +100,13 @@ def test_the_request_key_replays_the_whole_answer_and_keys_items_without_one(cof
 
 
 def test_a_refund_in_the_same_batch_as_its_purchase_is_processed_after_it(coffee_api):
-    refund = {"type": "refund", "member": {"email": "r@example.com"}, "order_id": "R-1", "amount": "4.00"}
+    refund = {
+        "type": "refund",
+        "member": {"email": "r@example.com"},
+        "order_id": "R-1",
+        "amount": "4.00",
+        "idempotency_key": "r-1",
+    }
     too_much = {**refund, "amount": "7.00", "idempotency_key": "r-2"}
     response = post(coffee_api, [purchase("R-1", email="r@example.com"), refund, too_much])
 

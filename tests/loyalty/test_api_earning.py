@@ -64,7 +64,8 @@ def test_check_in_is_capped_once_per_brand_day_and_awarded_again_the_next_day(co
 
     def check_in(when):
         body = {"type": "check_in", "member": {"email": "cap@example.com"}, "occurred_at": when.isoformat()}
-        return coffee_api.post("/api/v1/events?wait=true", body, format="json").json()
+        key = f"ci-{when.isoformat()}"
+        return coffee_api.post("/api/v1/events?wait=true", body, format="json", HTTP_IDEMPOTENCY_KEY=key).json()
 
     first = check_in(day)
     second = check_in(day.replace(hour=23))
@@ -108,7 +109,7 @@ def test_purchase_rejections_say_why(coffee_api, celery_worker, rule_change, bod
 
 def test_member_and_membership_are_created_on_first_sight_by_external_id(coffee_api, celery_worker):
     body = {"type": "check_in", "member": {"external_id": "POS-77"}}
-    response = coffee_api.post("/api/v1/events?wait=true", body, format="json").json()
+    response = coffee_api.post("/api/v1/events?wait=true", body, format="json", HTTP_IDEMPOTENCY_KEY="ci-1").json()
     assert response["member"]["external_id"] == "POS-77"
     assert Membership.objects.get(external_id="POS-77").brand.slug == "coffee"
     found = coffee_api.get("/api/v1/members", {"external_id": "POS-77"}).json()["results"]

@@ -39,7 +39,7 @@ def plain_calls(monkeypatch):
         (
             purchase("F-1"),
             {"type": "refund", "member": {"email": "q@example.com"}, "order_id": "F-1", "amount": "1"},
-            {},
+            {"HTTP_IDEMPOTENCY_KEY": "refund-F-1"},
         ),
         (
             {"type": "check_in", "member": {"external_id": "E-1"}},

@@ -1,10 +1,12 @@
 """Refunds (partial, full, after spending), adjustments and history through the API."""
 
+import itertools
+
 import pytest
 
 from ledger.models import Account
 from ledger.services import transaction_post
-from loyalty.models import Adjustment, Event, Membership
+from loyalty.models import Adjustment, Event, IdempotencyRecord, Membership
 from loyalty.services.accounts import brand_account
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -15,20 +17,20 @@ def post(client, body, key=None):
     return client.post("/api/v1/events?wait=true", body, format="json", **headers)
 
 
+def buy_body(order_id="O-1", amount="10.00", email="r@example.com") -> dict:
+    return {"type": "purchase", "member": {"email": email}, "order_id": order_id, "amount": amount, "currency": "USD"}
+
+
 def buy(client, amount="10.00", order_id="O-1", email="r@example.com"):
-    body = {
-        "type": "purchase",
-        "member": {"email": email},
-        "order_id": order_id,
-        "amount": amount,
-        "currency": "USD",
-    }
-    return post(client, body).json()
+    return post(client, buy_body(order_id, amount, email)).json()
+
+
+_refund_keys = itertools.count()
 
 
 def refund(client, amount, order_id="O-1", email="r@example.com", key=None):
     body = {"type": "refund", "member": {"email": email}, "order_id": order_id, "amount": amount}
-    return post(client, body, key)
+    return post(client, body, key or f"refund-{order_id}-{next(_refund_keys)}")
 
 
 def balance(client, member_id):
@@ -99,18 +101,28 @@ def test_adjustments_add_and_remove_with_a_reason_and_never_overdraw(coffee_api,
     ref = {"email": "r@example.com"}
 
     added = coffee_api.post(
-        "/api/v1/adjustments", {"member": ref, "points": 25, "reason": "Spilled drink"}, format="json"
+        "/api/v1/adjustments",
+        {"member": ref, "points": 25, "reason": "Spilled drink"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="adj-1",
     )
     assert added.status_code == 201
     assert added.json()["balance"] == 35
     assert added.json()["created_by"].startswith("API key")
 
-    too_much = coffee_api.post("/api/v1/adjustments", {"member": ref, "points": -36, "reason": "oops"}, format="json")
+    too_much = coffee_api.post(
+        "/api/v1/adjustments",
+        {"member": ref, "points": -36, "reason": "oops"},
+        format="json",
+        HTTP_IDEMPOTENCY_KEY="adj-2",
+    )
     assert too_much.status_code == 422
     assert too_much.json()["error"]["code"] == "insufficient_points"
     assert too_much.json()["error"]["missing"] == 1
 
-    no_reason = coffee_api.post("/api/v1/adjustments", {"member": ref, "points": 5, "reason": ""}, format="json")
+    no_reason = coffee_api.post(
+        "/api/v1/adjustments", {"member": ref, "points": 5, "reason": ""}, format="json", HTTP_IDEMPOTENCY_KEY="adj-3"
+    )
     assert no_reason.status_code == 400
     assert "reason" in no_reason.json()["error"]["fields"]
 
@@ -147,6 +159,7 @@ def test_history_is_signed_newest_first_and_paginated_by_cursor(coffee_api, cele
         "/api/v1/adjustments",
         {"member": {"email": "r@example.com"}, "points": 3, "reason": "sorry"},
         format="json",
+        HTTP_IDEMPOTENCY_KEY="sorry-1",
     )
 
     page = coffee_api.get(f"/api/v1/members/{member_id}/transactions", {"limit": 2}).json()
@@ -155,3 +168,55 @@ def test_history_is_signed_newest_first_and_paginated_by_cursor(coffee_api, cele
     rest = coffee_api.get(f"/api/v1/members/{member_id}/transactions", {"limit": 2, "cursor": page["next_cursor"]})
     assert [(row["kind"], row["points"], row["reference"]) for row in rest.json()["results"]] == [("earn", 10, "O-1")]
     assert rest.json()["next_cursor"] is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "check_in", "member": {"email": "k@example.com"}},
+        {"type": "refund", "member": {"email": "k@example.com"}, "order_id": "O-1", "amount": "1.00"},
+    ],
+    ids=["custom event", "refund"],
+)
+def test_an_event_without_a_natural_key_needs_an_idempotency_key(coffee_api, body):
+    response = coffee_api.post("/api/v1/events", body, format="json")
+
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["error"]["fields"]
+    assert not Event.objects.exists()
+
+
+def test_a_batch_item_without_a_key_is_refused_alone_unless_the_request_has_one(coffee_api):
+    items = [{"type": "check_in", "member": {"email": "k@example.com"}}, buy_body("B-1")]
+    response = coffee_api.post("/api/v1/events/batch", {"events": items}, format="json")
+    first, second = response.json()["results"]
+    assert first["http_status"] == 400 and "idempotency_key" in first["body"]["error"]["fields"]
+    assert second["http_status"] == 202
+
+    keyed = coffee_api.post("/api/v1/events/batch", {"events": items}, format="json", HTTP_IDEMPOTENCY_KEY="up-1")
+    assert [result["http_status"] for result in keyed.json()["results"]] == [202, 202]
+
+
+def test_an_adjustment_needs_an_idempotency_key(coffee_api, celery_worker):
+    buy(coffee_api, "10.00")
+    body = {"member": {"email": "r@example.com"}, "points": 5, "reason": "goodwill"}
+    response = coffee_api.post("/api/v1/adjustments", body, format="json")
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.json()["error"]["fields"]
+    assert not Adjustment.objects.exists()
+
+
+def test_an_adjustment_retried_after_its_replay_record_expired_still_adjusts_once(coffee_api, celery_worker):
+    member_id = buy(coffee_api, "10.00")["member"]["id"]
+    body = {"member": {"email": "r@example.com"}, "points": 5, "reason": "goodwill"}
+    first = coffee_api.post("/api/v1/adjustments", body, format="json", HTTP_IDEMPOTENCY_KEY="gw-1")
+    IdempotencyRecord.objects.all().delete()  # what the purge does after IDEMPOTENCY_KEY_TTL_HOURS
+
+    again = coffee_api.post("/api/v1/adjustments", body, format="json", HTTP_IDEMPOTENCY_KEY="gw-1")
+    other = coffee_api.post("/api/v1/adjustments", {**body, "points": 50}, format="json", HTTP_IDEMPOTENCY_KEY="gw-1")
+
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    assert other.status_code == 409
+    assert Adjustment.objects.count() == 1
+    assert balance(coffee_api, member_id) == 15

@@ -4,6 +4,8 @@ Processing is serialized per brand by its processing lock, but correctness must 
 tests that call events_process_batch directly bypass it, and the row locks and ledger keys still hold.
 """
 
+import itertools
+
 import pytest
 
 from config.errors import ApplicationError
@@ -29,8 +31,11 @@ def in_threads(function, items):
     return results
 
 
+_check_in_keys = itertools.count()
+
+
 def check_in(email: str) -> dict:
-    return {"type": "check_in", "member": {"email": email}}
+    return {"type": "check_in", "member": {"email": email}, "idempotency_key": f"ci-{next(_check_in_keys)}"}
 
 
 def purchase(email: str, order_id: str, amount: str) -> dict:

@@ -81,7 +81,7 @@ def test_a_refund_in_another_currency_than_the_order_is_refused(coffee_api, cele
         "amount": "1.00",
         "currency": "EUR",
     }
-    response = coffee_api.post("/api/v1/events", refund, format="json")
+    response = coffee_api.post("/api/v1/events", refund, format="json", HTTP_IDEMPOTENCY_KEY="refund-C-1")
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "currency_mismatch"
 

@@ -21,7 +21,13 @@ def clean(brand, *items: dict):
 
 PURCHASE = {"type": "purchase", "member": {"email": "A@Example.com"}, "order_id": "O-1", "amount": "5.5"}
 CHECK_IN = {"type": "check_in", "member": {"external_id": "till-7"}, "idempotency_key": "ci-1"}
-REFUND = {"type": "refund", "member": {"email": "a@example.com"}, "order_id": "O-1", "amount": "2.00"}
+REFUND = {
+    "type": "refund",
+    "member": {"email": "a@example.com"},
+    "order_id": "O-1",
+    "amount": "2.00",
+    "idempotency_key": "refund-O-1",
+}
 # Sent with an offset of its own: shown as stored (UTC), as a reload shows it.
 TWO_DAYS_AGO = (dt.datetime.now(dt.timezone(dt.timedelta(hours=2))) - dt.timedelta(days=2)).isoformat()
 PAST = {**PURCHASE, "order_id": "O-2", "occurred_at": TWO_DAYS_AGO, "location_id": "store 9"}
