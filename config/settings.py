@@ -301,6 +301,8 @@ API_THROTTLE_RATE = os.environ.get("API_THROTTLE_RATE", "6000/min")
 API_KEY_CACHE_SECONDS = env_int("API_KEY_CACHE_SECONDS", 5)
 # Events a worker processes in one database transaction (1 is the one-at-a-time baseline of `make bench`).
 INGEST_BATCH_SIZE = env_int("INGEST_BATCH_SIZE", 1000)
+# Failed attempts (errors, not rules) after which an event is set aside as failed, for the rest to go on.
+EVENT_MAX_ATTEMPTS = env_int("EVENT_MAX_ATTEMPTS", 5)
 CELERY_BEAT_SCHEDULE = {
     "idempotency-keys-purge": {"task": "loyalty.tasks.idempotency_purge_task", "schedule": 3600.0},
     # Catches events nobody woke a worker for (Redis or the broker away, a worker killed).

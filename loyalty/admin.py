@@ -37,6 +37,7 @@ from loyalty.models import (
 from loyalty.serializers import statement_entry_out
 from loyalty.services import brand_staff_add, brand_staff_remove, membership_enroll
 from loyalty.services.earning import adjustment_create
+from loyalty.services.processing import events_retry
 
 admin.site.unregister(APIKey)  # Tally's keys are BrandApiKey: every key belongs to a brand
 admin.site.login_form = ThrottledAdminAuthenticationForm  # failed portal logins count (loyalty.login_throttle)
@@ -470,12 +471,23 @@ class EventAdmin(ReadOnlyBrandScopedAdmin):
         "amount",
         "currency",
         "unrecovered_points",
+        "attempts",
         "created_at",
     ]
     list_filter = ["status", "type", "reason", "brand"]
     search_fields = ["order_id", "membership__member__email", "membership__external_id"]
     list_select_related = ["membership__member", "brand"]
     date_hierarchy = "created_at"
+    actions = ["retry_failed"]
+
+    @admin.action(description="Process the selected failed events again")
+    def retry_failed(self, request, queryset):
+        failed = list(queryset.filter(status=Event.Status.FAILED).values_list("pk", flat=True))
+        count = events_retry(event_ids=failed)
+        if count:
+            self.message_user(request, f"{count} event(s) sent back to be processed.", messages.SUCCESS)
+        else:
+            self.message_user(request, "None of the selected events had failed.", messages.WARNING)
 
 
 @admin.register(Adjustment)

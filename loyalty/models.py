@@ -341,6 +341,9 @@ class Event(models.Model):
         PENDING = "pending", "Pending"
         AWARDED = "awarded", "Awarded"
         REJECTED = "rejected", "Rejected"
+        # The dead letter: processing it failed EVENT_MAX_ATTEMPTS times (not a rule: an error, logged);
+        # set aside so that the brand's later events go on. Staff can send it back to pending.
+        FAILED = "failed", "Failed (set aside)"
 
     brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="events", db_index=False)
     # NULL while pending: resolved (and created on first sight) by the processor, not at accept time.
@@ -397,6 +400,9 @@ class Event(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True, db_default=Now())
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Times processing this event failed with an error (not a business rule), and the last error.
+    attempts = models.PositiveSmallIntegerField(default=0, db_default=0)
+    last_error = models.TextField(blank=True, default="", db_default="")
 
     brand_path = "brand"
 

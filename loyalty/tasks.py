@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import OperationalError
 
-from loyalty.locks import LockUnavailableError
-from loyalty.services.members import MembershipRaceError
+from loyalty.services.processing import TRANSIENT_ERRORS
+
 
 # Retried with backoff; events still pending after that are found again by events_pending_sweep_task.
-TRANSIENT = (LockUnavailableError, OperationalError, MembershipRaceError)
-
-
-@shared_task(acks_late=True, autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=30, max_retries=8)
+# An event that fails for any other reason is counted and set aside (processing.event_failure_record).
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, retry_backoff_max=30, max_retries=8)
 def events_process_task(brand_id: int) -> int:
     """Process the brand's pending events in batches (loyalty.services.processing)."""
     from loyalty.services.processing import brand_events_drain

@@ -25,7 +25,8 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from config.db import bulk_cursor
@@ -34,7 +35,7 @@ from ledger.services import AccountSpec, Leg, Posting, accounts_get_or_create, t
 from loyalty import engine, locks, notify
 from loyalty.models import AwardCounter, Brand, EarnRule, Event, Membership, QualifyingBucket, Tier
 from loyalty.services.accounts import brand_account, brand_unit, wallet_code
-from loyalty.services.members import MEMBER_MISMATCH, memberships_resolve
+from loyalty.services.members import MEMBER_MISMATCH, MembershipRaceError, memberships_resolve
 from loyalty.signals import events_processed
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ DRAIN_BUDGET_SECONDS = 20.0
 # claim: a batch has a fixed cost (a dozen statements), and 20 batches of 50 cost less than 1,000 of 1.
 # It is also the most it adds to an event's time to its outcome.
 LINGER_SECONDS = 0.1
+# Errors that pass (a lock that is busy, a connection that dropped, a race to create a member): the task
+# retries them. Any other error fails the batch because of one of its events, which is then looked for.
+TRANSIENT_ERRORS = (locks.LockUnavailableError, OperationalError, MembershipRaceError)
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,17 @@ def brand_events_drain(
                 return total
             while True:
                 notify.wake_flag_take(brand_id)
-                processed, more = events_process_batch(brand_id=brand_id, limit=batch_size)
+                try:
+                    processed, more = events_process_batch(brand_id=brand_id, limit=batch_size)
+                except TRANSIENT_ERRORS:
+                    raise
+                except Exception:
+                    logger.exception("a batch of brand %s failed: processing its events one at a time", brand_id)
+                    processed, blocked = _events_process_singly(brand_id=brand_id, limit=batch_size)
+                    total += processed
+                    if blocked:  # the brand's oldest event fails: later ones wait behind it (order)
+                        return total
+                    continue
                 total += processed
                 if budget_seconds is not None and time.monotonic() - started > budget_seconds:
                     from loyalty.tasks import events_process_task
@@ -198,7 +212,10 @@ _issuance_accounts: dict[int, Account] = {}
 def _issuance_get(brand: Brand) -> Account:
     account = _issuance_accounts.get(brand.pk)
     if account is None:
-        account = _issuance_accounts[brand.pk] = brand_account(brand=brand, kind=Account.Kind.ISSUANCE)
+        account = brand_account(brand=brand, kind=Account.Kind.ISSUANCE)
+        # Remembered once committed: the batch that created the account may yet roll back, and a
+        # remembered account that does not exist would fail every later batch of this process.
+        transaction.on_commit(lambda: _issuance_accounts.setdefault(brand.pk, account))
     return account
 
 
@@ -446,6 +463,65 @@ def _tiers_write(tiers: dict[int, int | None]) -> None:
          WHERE m.id = v.id
     """  # noqa: S608 - only the table name is formatted in
     _execute(sql, [ids, [tiers[membership_id] for membership_id in ids]])
+
+
+# --- events that fail ---------------------------------------------------------------------------------
+
+
+def _events_process_singly(*, brand_id: int, limit: int) -> tuple[int, bool]:
+    """After a batch failed with an error: process up to `limit` of the brand's oldest events one at a
+    time, to find the one that fails it, and count the attempt against it (set aside after
+    EVENT_MAX_ATTEMPTS). Returns how many were processed, and whether a failing event still blocks the
+    brand (it is pending: the next drain, woken by the sweep or an accept, tries it again first)."""
+    processed = 0
+    while processed < limit:
+        try:
+            taken, _ = events_process_batch(brand_id=brand_id, limit=1)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:
+            oldest = Event.objects.filter(brand_id=brand_id, status=Event.Status.PENDING).order_by("id").first()
+            if oldest is None:
+                return processed, False
+            return processed, event_failure_record(event=oldest, error=error).status == Event.Status.PENDING
+        if not taken:
+            break
+        processed += taken
+    return processed, False
+
+
+def event_failure_record(*, event: Event, error: BaseException) -> Event:
+    """Count a failed attempt to process `event`; the EVENT_MAX_ATTEMPTS-th sets it aside (status failed,
+    reason processing_failed), so that its brand's later events are processed, and wakes its waiters.
+    Once the cause is fixed, staff send it back (events_retry)."""
+    limit = settings.EVENT_MAX_ATTEMPTS
+    now = timezone.now()
+    last_error = f"{type(error).__name__}: {error}"[:2000]
+    Event.objects.filter(pk=event.pk, status=Event.Status.PENDING).update(
+        attempts=F("attempts") + 1,
+        last_error=last_error,
+        status=Case(When(attempts__gte=limit - 1, then=Value(Event.Status.FAILED)), default=F("status")),
+        reason=Case(When(attempts__gte=limit - 1, then=Value("processing_failed")), default=F("reason")),
+        processed_at=Case(When(attempts__gte=limit - 1, then=Value(now)), default=F("processed_at")),
+    )
+    event.refresh_from_db()
+    if event.status == Event.Status.FAILED:
+        logger.error("event %s set aside after %s failed attempts: %s", event.pk, event.attempts, last_error)
+        notify.events_done([event.pk])
+    else:
+        logger.warning("event %s failed (attempt %s of %s): %s", event.pk, event.attempts, limit, last_error)
+    return event
+
+
+def events_retry(*, event_ids: list[int]) -> int:
+    """Send events that were set aside back to pending (their attempts start again), and wake their
+    brands' processors. Returns how many went back."""
+    events = Event.objects.filter(pk__in=event_ids, status=Event.Status.FAILED)
+    brand_ids = sorted(set(events.values_list("brand_id", flat=True)))
+    count = events.update(status=Event.Status.PENDING, reason="", attempts=0, processed_at=None)
+    for brand_id in brand_ids:
+        transaction.on_commit(lambda brand_id=brand_id: notify.brand_wake(brand_id))
+    return count
 
 
 # --- the sweep ----------------------------------------------------------------------------------------
