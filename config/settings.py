@@ -315,3 +315,10 @@ CELERY_BEAT_SCHEDULE = {
 LIVESTREAM_FAKE_PLAYER = env_bool("LIVESTREAM_FAKE_PLAYER", False)
 # Length of a credited watch minute; heartbeat interval and gaps scale with it (tests compress time).
 LIVESTREAM_MINUTE_SECONDS = env_int("LIVESTREAM_MINUTE_SECONDS", 60)
+# Per watch minute: heartbeats (the live page sends 2; a page another one took over sends 1, then stops)
+# and lease requests (one per page load or "earn here") per member and per client address; past them,
+# 429. An address may be a household's or an office's, hence the room.
+LIVESTREAM_HEARTBEATS_PER_MEMBER = env_int("LIVESTREAM_HEARTBEATS_PER_MEMBER", 30)
+LIVESTREAM_HEARTBEATS_PER_ADDRESS = env_int("LIVESTREAM_HEARTBEATS_PER_ADDRESS", 2000)
+LIVESTREAM_LEASES_PER_MEMBER = env_int("LIVESTREAM_LEASES_PER_MEMBER", 20)
+LIVESTREAM_LEASES_PER_ADDRESS = env_int("LIVESTREAM_LEASES_PER_ADDRESS", 400)

@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import ApplicationError, error_body
+from config.http import client_ip
 from config.parsers import json_object_plain
 from livestream import clock, leases, selectors, services
 from livestream.models import Channel
@@ -98,6 +99,10 @@ class SessionViewer:
     def __init__(self, request: HttpRequest, session_key: str) -> None:
         self.request = request
         self.session_key = session_key
+
+    @cached_property
+    def address(self) -> str:
+        return client_ip(self.request)
 
     def issued_to(self, claims: leases.LeaseClaims) -> bool:
         return claims.session is not None and constant_time_compare(
@@ -240,7 +245,8 @@ SUMMARY_EXAMPLE = {"points_today": 12, "allotment": 120, "balance": 152, "points
 ERRORS_DESCRIPTION = (
     "403 `not_authenticated`, `not_a_member`, `csrf_failed`, `lease_invalid` (forged, another channel's or "
     "another member's), `lease_expired` (ask for a new lease); 409 `lease_superseded` (another tab or device took "
-    "over; this page keeps playing but earns nothing); 422 `cap_reached` (today's allotment is used up)."
+    "over; this page keeps playing but earns nothing); 422 `cap_reached` (today's allotment is used up); 429 "
+    "`throttled` (more leases or heartbeats from this member or address than pages send: try again later)."
 )
 
 
@@ -254,6 +260,7 @@ class ChannelLease(FanApiView):
             201: OpenApiResponse(OpenApiTypes.OBJECT),
             403: OpenApiResponse(ERROR_SHAPE, description=ERRORS_DESCRIPTION),
             404: OpenApiResponse(ERROR_SHAPE),
+            429: OpenApiResponse(ERROR_SHAPE, description="throttled"),
         },
         examples=[
             OpenApiExample(
@@ -278,6 +285,7 @@ class ChannelLease(FanApiView):
             membership=membership,
             user_id=request.user.pk,
             session_key=request._request.session.session_key,
+            address=client_ip(request._request),
         )
         return Response(lease_out(grant), status=201, headers=NO_STORE)
 
@@ -318,6 +326,7 @@ class ChannelHeartbeat(FanApiView):
             404: OpenApiResponse(ERROR_SHAPE),
             409: OpenApiResponse(ERROR_SHAPE, description="lease_superseded"),
             422: OpenApiResponse(ERROR_SHAPE, description="cap_reached, with the summary"),
+            429: OpenApiResponse(ERROR_SHAPE, description="throttled"),
         },
         examples=[
             OpenApiExample(

@@ -43,6 +43,7 @@ _VIEWER_KEY = "tally:live:viewer:{member_id}"
 _LEASE_KEY = "tally:live:lease:{lease_id}"
 _MINUTES_KEY = "tally:live:minutes:{membership_id}:{day}"
 _SUMMARY_KEY = "tally:live:summary:{membership_id}:{day}"
+_RATE_KEY = "tally:live:rate:{what}:{who}:{window}"
 _MINUTES_TTL_SECONDS = 3 * 24 * 3600  # outlives the brand day in any timezone
 
 
@@ -124,14 +125,28 @@ def viewer_lease_id(*, member_id: int) -> str | None:
 
 
 _HEARTBEAT = """
--- KEYS: viewer key, lease hash, minutes counter, summary hash
+-- KEYS: viewer key, lease hash, minutes counter, summary hash, member's rate counter, address's rate counter
 -- ARGV: lease id, now ms, accrue (0/1), good (0/1), minutes allotted per day (-1: no limit),
---       check every (ms)
+--       check every (ms), heartbeats allowed per member and per address in a rate window
 -- The other durations (ms) and lifetimes (s) are written in (see _heartbeat_script).
 -- Returns one string: outcome, counted ms, carry ms, minutes completed, minutes recorded today,
 -- check due (0/1), summary points, summary awarded minutes, summary balance ('-': none: read them)
-local MAX_GAP, MINUTE, LEASE_TTL, COUNTER_TTL = {constants}
+local MAX_GAP, MINUTE, LEASE_TTL, COUNTER_TTL, RATE_TTL = {constants}
 local CHECK_EVERY = tonumber(ARGV[6])
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  -- The day's minute counter is missing (the day's first heartbeat, or Redis lost it): the caller
+  -- rebuilds it from PostgreSQL and comes again, before anything here has changed.
+  return 'counter_missing 0 0 0 0 0 - - -'
+end
+-- Heartbeats counted per member and per client address in a window: a script sending far more than
+-- a page does is refused before anything else.
+local by_member = redis.call('INCR', KEYS[5])
+local by_address = redis.call('INCR', KEYS[6])
+if by_member == 1 then redis.call('EXPIRE', KEYS[5], RATE_TTL) end
+if by_address == 1 then redis.call('EXPIRE', KEYS[6], RATE_TTL) end
+if by_member > tonumber(ARGV[7]) or by_address > tonumber(ARGV[8]) then
+  return 'throttled 0 0 0 0 0 - - -'
+end
 local live = redis.call('GET', KEYS[1])
 if live ~= ARGV[1] then
   return 'superseded 0 0 0 0 0 - - -'
@@ -218,7 +233,7 @@ def _heartbeat_script(constants: tuple[int, ...]) -> Script:
 @dataclass(frozen=True)
 class Accrual:
     # counted, superseded, cap_reached, not_earning, out_of_order, not_counted, first_heartbeat, resumed,
-    # gap_too_long
+    # gap_too_long, throttled, counter_missing
     outcome: str
     counted_ms: int  # time between this heartbeat and the previous one that was counted
     carry_ms: int  # counted time toward the next whole minute
@@ -254,6 +269,10 @@ def heartbeat(
     minute_ms: int,
     allotted_minutes: int | None,
     check_ms: int,
+    address: str,
+    rate_window_ms: int,
+    per_member: int,
+    per_address: int,
 ) -> Accrual:
     """Record one heartbeat of a lease and count the time since the previous one, atomically (see the
     module docstring), in one round trip that also answers what the caller needs to reply.
@@ -261,12 +280,18 @@ def heartbeat(
     Nothing accrues when this lease is not the member's live one (`superseded`), when `accrue` is false
     (no usable rule: `not_earning`), or when `allotted_minutes` were already recorded today
     (`cap_reached`). Otherwise time counts only when both heartbeats were good and at most `max_gap_ms`
-    apart."""
+    apart.
+
+    First of all, the heartbeat counts against `per_member` and `per_address` heartbeats per rate window
+    (`throttled` past either). And when the member's minute counter of the day is missing, nothing is
+    done (`counter_missing`): the caller rebuilds it (minutes_counter_restore) and calls again."""
+    window = now_ms // rate_window_ms
     constants = (
         max_gap_ms,
         minute_ms,
         int(LEASE_MAX_AGE.total_seconds()),
         _MINUTES_TTL_SECONDS,
+        max(1, -(-2 * rate_window_ms // 1000)),
     )
     reply = _heartbeat_script(constants)(
         keys=[
@@ -274,6 +299,8 @@ def heartbeat(
             _LEASE_KEY.format(lease_id=lease_id),
             _MINUTES_KEY.format(membership_id=membership_id, day=day),
             _SUMMARY_KEY.format(membership_id=membership_id, day=day),
+            _RATE_KEY.format(what="heartbeat", who=f"member:{member_id}", window=window),
+            _RATE_KEY.format(what="heartbeat", who=f"address:{address}", window=window),
         ],
         args=[
             lease_id,
@@ -282,6 +309,8 @@ def heartbeat(
             1 if good else 0,
             -1 if allotted_minutes is None else allotted_minutes,
             check_ms,
+            per_member,
+            per_address,
         ],
         client=_redis(),
     )
@@ -297,6 +326,23 @@ def heartbeat(
         check_due=check_due == "1",
         summary=None if "-" in (points, awarded, balance) else SummaryFigures(int(points), int(awarded), int(balance)),
     )
+
+
+def minutes_counter_restore(*, membership_id: int, day: str, recorded: int) -> None:
+    """Set the member's minute counter of `day` to `recorded` (the highest minute number PostgreSQL has),
+    unless a concurrent heartbeat set it first. Rebuilt this way, a counter Redis lost carries on after
+    the minutes already recorded instead of numbering them again (which would credit nothing)."""
+    _redis().set(_MINUTES_KEY.format(membership_id=membership_id, day=day), recorded, nx=True, ex=_MINUTES_TTL_SECONDS)
+
+
+def rate_count(*, what: str, who: str, window_ms: int, now_ms: int) -> int:
+    """Count one `what` (e.g. a lease request) by `who` in the current window; returns the count so far."""
+    key = _RATE_KEY.format(what=what, who=who, window=now_ms // window_ms)
+    pipe = _redis().pipeline(transaction=False)
+    pipe.incr(key)
+    pipe.expire(key, max(1, -(-2 * window_ms // 1000)))  # the key is the window's own: renewing is harmless
+    count, _ = pipe.execute()
+    return int(count)
 
 
 def check_failed(*, lease_id: str) -> None:

@@ -21,7 +21,7 @@ from livestream import clock
 from livestream.leases import SummaryFigures
 from livestream.models import Channel, PlaylistItem, ScheduleEpoch
 from livestream.schedule import Epoch, Item, Slot, slot_after, slot_at
-from loyalty.models import AwardCounter, Brand, EarnRule, Member, Membership, User
+from loyalty.models import AwardCounter, Brand, EarnRule, Event, Member, Membership, User
 from loyalty.selectors import awarded_in_period, membership_balance
 
 WATCH_MINUTE = "watch_minute"
@@ -294,3 +294,21 @@ def viewer_state(*, membership_id: int, day: dt.date) -> ViewerState | None:
         user_password=password or "",
         figures=SummaryFigures(points=points or 0, awarded=awarded or 0, balance=balance or 0),
     )
+
+
+def watch_minutes_recorded(*, membership_id: int, day: dt.date) -> int:
+    """The highest watch-minute number recorded for the member on brand day `day` (0: none), from the
+    events' own keys (`tally:watch:<membership>:<day>:<n>`, livestream.services.watch_minutes_flush):
+    what the day's minute counter in Redis is rebuilt from. Not a count: minutes lost on their way to
+    PostgreSQL leave gaps, and the counter must go on after the highest number, never reuse one."""
+    prefix = f"{Event.INTERNAL_KEY_PREFIX}watch:{membership_id}:{day.isoformat()}:"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT COALESCE(max(split_part(substr(idempotency_key, %s), ':', 1)::int), 0)
+              FROM {Event._meta.db_table}
+             WHERE membership_id = %s AND type = %s AND starts_with(idempotency_key, %s)
+            """,  # noqa: S608 - only the table name is formatted in
+            [len(prefix) + 1, membership_id, WATCH_MINUTE, prefix],
+        )
+        return cursor.fetchone()[0]

@@ -111,6 +111,12 @@ class CapReachedError(ApplicationError):
     code = "cap_reached"
 
 
+class WatchThrottledError(ApplicationError):
+    status_code = 429
+    code = "throttled"
+    transient = True
+
+
 # --- timing -------------------------------------------------------------------------------------------
 
 
@@ -224,15 +230,28 @@ def lease_issue(
     membership: Membership | None,
     user_id: int | None = None,
     session_key: str | None = None,
+    address: str = "",
     now: dt.datetime | None = None,
 ) -> LeaseGrant:
     """A new viewing lease for this page, which becomes the member's only live one (takes over).
 
     `user_id`: the login asking (default: the member's login); `session_key`: its session, whose cookie
-    lets heartbeats skip loading the session (see heartbeat_record).
+    lets heartbeats skip loading the session (see heartbeat_record); `address`: the client's, for the
+    per-address limit (LIVESTREAM_LEASES_PER_MEMBER / _PER_ADDRESS per watch minute).
     """
     now = now or clock.now()
     membership = _require_member(membership, channel)
+    user = membership.member.user
+    if user is None or not user.email_verified:
+        raise NotAMemberError(message="Confirm your email address to earn points by watching.")
+    window_ms, now_ms = int(Timing.current().minute * 1000), clock.to_ms(now)
+    if (
+        leases.rate_count(what="lease", who=f"member:{membership.member_id}", window_ms=window_ms, now_ms=now_ms)
+        > settings.LIVESTREAM_LEASES_PER_MEMBER
+        or leases.rate_count(what="lease", who=f"address:{address}", window_ms=window_ms, now_ms=now_ms)
+        > settings.LIVESTREAM_LEASES_PER_ADDRESS
+    ):
+        raise WatchThrottledError(message="Too many pages opened at once: wait a minute, then reload this one.")
     claims = leases.LeaseClaims(
         lease_id=leases.new_lease_id(),
         membership_id=membership.pk,
@@ -298,6 +317,10 @@ class Viewer(Protocol):
 
     def issued_to(self, claims: leases.LeaseClaims) -> bool:
         """Is this the session the lease was issued to? (Its cookie against the lease's digest: no I/O.)"""
+
+    @property
+    def address(self) -> str:
+        """The client's address (config.http.client_ip), for the per-address heartbeat limit."""
 
     @property
     def user_id(self) -> int | None:
@@ -411,19 +434,35 @@ def heartbeat_record(
         reason = player_reason(channel=channel, report=report, now=now, tolerance=timing.tolerance, fresh=False)
     day = now.astimezone(channel.brand.zone).date()
     now_ms = clock.to_ms(now)
-    accrual = leases.heartbeat(
-        member_id=member_id,
-        membership_id=claims.membership_id,
-        lease_id=claims.lease_id,
-        day=day.isoformat(),
-        now_ms=now_ms,
-        accrue=rule_reason is None,
-        good=reason is None,
-        max_gap_ms=int(timing.max_gap * 1000),
-        minute_ms=int(timing.minute * 1000),
-        allotted_minutes=rule.cap_per_day if rule is not None else None,
-        check_ms=member_check_ms(claims.lease_id),
-    )
+
+    def beat() -> leases.Accrual:
+        return leases.heartbeat(
+            member_id=member_id,
+            membership_id=claims.membership_id,
+            lease_id=claims.lease_id,
+            day=day.isoformat(),
+            now_ms=now_ms,
+            accrue=rule_reason is None,
+            good=reason is None,
+            max_gap_ms=int(timing.max_gap * 1000),
+            minute_ms=int(timing.minute * 1000),
+            allotted_minutes=rule.cap_per_day if rule is not None else None,
+            check_ms=member_check_ms(claims.lease_id),
+            address=viewer.address,
+            rate_window_ms=int(timing.minute * 1000),
+            per_member=settings.LIVESTREAM_HEARTBEATS_PER_MEMBER,
+            per_address=settings.LIVESTREAM_HEARTBEATS_PER_ADDRESS,
+        )
+
+    accrual = beat()
+    if accrual.outcome == "counter_missing":
+        # The member's first heartbeat of the day, or Redis lost the counter: on from the last minute
+        # PostgreSQL has (re-numbering recorded minutes would credit nothing: their keys are taken).
+        recorded = selectors.watch_minutes_recorded(membership_id=claims.membership_id, day=day)
+        leases.minutes_counter_restore(membership_id=claims.membership_id, day=day.isoformat(), recorded=recorded)
+        accrual = beat()
+    if accrual.outcome == "throttled":
+        raise WatchThrottledError(message="Too many heartbeats: this page is sending more than a player does.")
     if accrual.outcome == "superseded":
         raise LeaseSupersededError(
             message="You are watching in another tab or on another device: this one stopped earning.",

@@ -108,8 +108,9 @@ def test_a_heartbeat_runs_no_statement_unless_it_checks_the_member_or_records_a_
     tab.lease()
     body = on_schedule(tab)
     # The first heartbeat of the page: the channel, the watch rule and the schedule epochs (two reads)
-    # into the process's caches, and the member's check, which also reads the figures of the day.
-    with django_assert_num_queries(5):
+    # into the process's caches, the member's minute counter of the day (rebuilt from the minutes
+    # recorded: once a day, or after Redis lost it), and the member's check, which also reads the figures.
+    with django_assert_num_queries(6):
         assert send(tab, body).json()["reason"] == "first_heartbeat"
 
     for _ in range(2):  # 20 s, 40 s: nothing to read

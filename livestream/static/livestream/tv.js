@@ -540,6 +540,11 @@
     } else if (error.code === "lease_expired") {
       earn.lease = null;
       takeLease();
+    } else if (error.code === "throttled") {
+      // Too many requests from this member or address: keep the lease, try again a little later.
+      setStatus(error.message, "warn");
+      if (earn.lease) scheduleHeartbeat(2 * earn.heartbeatMs);
+      else setTimeout(takeLease, 2 * earn.heartbeatMs);
     } else if (error.code === "cap_reached") {
       showSummary(error);
       setStatus("You reached today's allotment. Keep watching: earning starts again tomorrow.", "done");
