@@ -6,13 +6,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test install browser wrk lint format bench lock clean help
+.PHONY: run test install browser wrk lint format bench chaos lock clean help
 
 help:
 	@echo "make run     start Tally (web, worker, beat; embedded PostgreSQL and Redis unless URLs are set)"
 	@echo "make test    run the whole test suite (installs what it needs first)"
 	@echo "make lint    ruff"
 	@echo "make bench   the whole platform measured over HTTP, every figure a ratio to a same-run baseline"
+	@echo "make chaos   a running Tally under faults (worker killed, Redis killed, database connections dropped)"
 	@echo "make lock    re-pin config/constraints.txt from pyproject.toml"
 
 $(STAMP): pyproject.toml config/constraints.txt
@@ -59,6 +60,11 @@ wrk:
 
 bench: install wrk
 	$(PY) -m config.bench $(BENCH_ARGS)
+
+# Kills a worker, Redis and every database connection of a Tally it starts itself (on embedded servers
+# of its own), and checks that nothing was lost or doubled and no answer was a 500.
+chaos: install
+	$(PY) -m config.chaos $(CHAOS_ARGS)
 
 lock:
 	@rm -rf /tmp/tally-lock-venv && $(PYTHON) -m venv /tmp/tally-lock-venv

@@ -70,7 +70,15 @@ def submit(*, group: Hashable, item: Any, key: Hashable | None, run: Callable[[S
 
 def _outcome(ticket: _Ticket) -> Any:
     if isinstance(ticket.outcome, _Failed):
-        raise RuntimeError("The batch this request was in failed.") from ticket.outcome.error
+        error = ticket.outcome.error
+        # Each request raises an error of the kind its batch met (a dropped database connection stays an
+        # OperationalError, answered 503), as its own object: one exception raised in many threads would
+        # have its traceback rewritten by each.
+        try:
+            again = type(error)(*error.args)
+        except Exception:  # noqa: BLE001 - an exception class whose constructor wants something else
+            again = RuntimeError("The batch this request was in failed.")
+        raise again from error
     return ticket.outcome
 
 

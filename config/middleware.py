@@ -6,7 +6,10 @@ import logging
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from config.errors import error_body
 
@@ -37,9 +40,15 @@ class ApiBodyLimitMiddleware:
         return self.get_response(request)
 
 
+# A server Tally needs is away or dropped the connection (PostgreSQL restarting, Redis down): the request
+# may be retried (with its idempotency key: it then replays or does the work once), so it is a 503.
+UNAVAILABLE = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
+RETRY_AFTER_SECONDS = 2
+
+
 class ApiErrorMiddleware:
     """An exception no view handled, under /api/: a 500 in the error shape (logged with its traceback),
-    never Django's HTML error page, in development too."""
+    never Django's HTML error page, in development too; a server that is away (UNAVAILABLE), a 503."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -50,6 +59,14 @@ class ApiErrorMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not request.path_info.startswith("/api/"):
             return None
+        if isinstance(exception, UNAVAILABLE):
+            logger.warning("Service unavailable: %s: %s", request.path, exception, extra={"request": request})
+            response = JsonResponse(
+                error_body("unavailable", "Tally cannot reach its database or cache right now. Try again shortly."),
+                status=503,
+            )
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
         logger.error("Internal Server Error: %s", request.path, exc_info=exception, extra={"request": request})
         return JsonResponse(
             error_body("internal_error", "Something went wrong on our side; it was logged. Try again later."),

@@ -6,7 +6,8 @@ exits. Ctrl-C or SIGTERM stops every child (SIGTERM, then SIGKILL after a grace 
 servers, within 10 seconds. A child that dies on its own (a crash, the OOM killer, a SIGKILL) is
 restarted after a pause that grows with each quick death (1 s, 2 s, 4 s... at most 30 s; back to 1 s
 once it has run for a minute), and the others keep running: a dead worker leaves the web serving, and
-accepted events wait in PostgreSQL until the worker is back.
+accepted events wait in PostgreSQL until the worker is back. An embedded PostgreSQL or Redis whose
+process is gone is started again within a second, where it was (the children's URLs stay right).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 GRACE_SECONDS = 6.0
 RESTART_DELAYS_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
@@ -50,10 +52,21 @@ def _banner(port: int, host: str) -> str:
     return "\n".join(lines)
 
 
+SERVERS_CHECK_SECONDS = 1.0  # how often the embedded servers are looked at
+
+
 class Supervisor:
-    def __init__(self, commands: dict[str, list[str]], env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        commands: dict[str, list[str]],
+        env: dict[str, str],
+        servers: dict[str, Callable[[], bool]] | None = None,
+    ) -> None:
         self.commands = commands
         self.env = env
+        # Embedded servers this process owns, each with a function that starts it again if it died.
+        self.servers = servers or {}
+        self.servers_checked = 0.0
         self.children: dict[str, subprocess.Popen] = {}
         self.started_at: dict[str, float] = {}
         self.quick_deaths: dict[str, int] = {}
@@ -94,6 +107,9 @@ class Supervisor:
         """Restart children that die, until stop(); returns 0 then."""
         while not self.stopping:
             now = time.monotonic()
+            if self.servers and now - self.servers_checked >= SERVERS_CHECK_SECONDS:
+                self.servers_checked = now
+                self._servers_revive()
             for name, child in list(self.children.items()):
                 if name in self.restart_at:
                     if now >= self.restart_at[name]:
@@ -115,6 +131,15 @@ class Supervisor:
                 print(f"\n{name} exited with code {code}; restarting it in {delay:g} s", file=sys.stderr, flush=True)
             time.sleep(0.2)
         return 0
+
+
+    def _servers_revive(self) -> None:
+        for name, revive in self.servers.items():
+            try:
+                if revive():
+                    print(f"\nthe embedded {name} had stopped: started it again", file=sys.stderr, flush=True)
+            except Exception as error:
+                print(f"\ncould not start the embedded {name} again: {error}", file=sys.stderr, flush=True)
 
 
 def _exited(child: subprocess.Popen) -> bool:
@@ -213,8 +238,15 @@ def main() -> int:
     host = os.environ.get("HOST", "127.0.0.1")
     prepare()
 
+    from config import embedded
+
+    servers = {}
+    if not os.environ.get("DATABASE_URL"):
+        servers["PostgreSQL"] = embedded.postgres_revive
+    if not os.environ.get("REDIS_URL"):
+        servers["Redis"] = embedded.redis_revive
     env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "REDIS_URL": settings.REDIS_URL}
-    supervisor = Supervisor(process_commands(host=host, port=port), env)
+    supervisor = Supervisor(process_commands(host=host, port=port), env, servers)
 
     def on_signal(signum, frame):
         print("\nStopping Tally...", file=sys.stderr, flush=True)

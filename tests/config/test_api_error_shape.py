@@ -2,6 +2,8 @@
 never Django's HTML pages (config.parsers, config.middleware)."""
 
 import pytest
+from django.db import OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from loyalty.models import EarnRule
 from tests.loyalty.conftest import api_client_for
@@ -89,3 +91,24 @@ def test_an_error_no_view_handled_is_a_json_500_and_logged(api, monkeypatch, cap
     assert error_of(response)["code"] == "internal_error"
     assert "the disk caught fire" not in response.content.decode()
     assert any(record.exc_info and "the disk caught fire" in str(record.exc_info[1]) for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OperationalError("server closed the connection unexpectedly"), RedisConnectionError("Connection refused")],
+    ids=["PostgreSQL away", "Redis away"],
+)
+def test_a_server_that_is_away_is_a_503_in_the_error_shape_with_retry_after(api, monkeypatch, error):
+    from loyalty import api as loyalty_api
+
+    def away(**kwargs):
+        raise error
+
+    monkeypatch.setattr(loyalty_api, "events_accept", away)
+    body = {"type": "check_in", "member": {"email": "a@b.co"}, "idempotency_key": "ci-1"}
+
+    response = api.post("/api/v1/events", body, format="json")
+
+    assert response.status_code == 503
+    assert error_of(response)["code"] == "unavailable"
+    assert response["Retry-After"] == "2"

@@ -84,3 +84,31 @@ def test_stop_ends_every_child_and_no_restart_follows(running, monkeypatch, tmp_
 
     assert log.read_text().count("start") == starts
     assert all(child.poll() is not None for child in sup.children.values())
+
+
+def test_the_supervisor_starts_a_dead_embedded_server_again_and_keeps_its_children(monkeypatch, capsys):
+    monkeypatch.setattr(supervisor, "SERVERS_CHECK_SECONDS", 0.05)
+    dead = {"Redis": True}
+    revived = []
+
+    def revive() -> bool:
+        if dead["Redis"]:
+            dead["Redis"] = False
+            revived.append(time.monotonic())
+            return True
+        return False
+
+    sup = Supervisor({"web": SLEEPER}, dict(os.environ), servers={"Redis": revive})
+    sup.start()
+    web = sup.children["web"]
+    thread = threading.Thread(target=sup.watch, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: revived)
+        time.sleep(0.2)
+        assert len(revived) == 1
+        assert sup.children["web"] is web and web.poll() is None
+    finally:
+        sup.stop()
+        thread.join(timeout=10)
+    assert "the embedded Redis had stopped: started it again" in capsys.readouterr().err
