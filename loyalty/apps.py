@@ -6,4 +6,4 @@ class LoyaltyConfig(AppConfig):
     verbose_name = "Loyalty"
 
     def ready(self) -> None:
-        from loyalty import signals  # noqa: F401 - connects the receivers
+        from loyalty import checks, signals  # noqa: F401 - registers the checks, connects the receivers

@@ -94,3 +94,18 @@ def test_demo_logins_present_names_the_logins_that_open_with_the_demo_password()
         "staff@artist.example",
         "staff@coffee.example",
     ]
+
+
+@pytest.mark.django_db
+def test_check_deploy_names_a_staff_login_that_opens_with_the_demo_password():
+    from django.core.management.base import SystemCheckError
+
+    from loyalty.demo import DEMO_PASSWORD
+    from loyalty.models import User
+
+    User.objects.create_user(email="ops@example.com", password=DEMO_PASSWORD, is_staff=True)
+    with pytest.raises(SystemCheckError, match="ops@example.com logs in with the demo's published password"):
+        call_command("check", "--deploy", "--fail-level", "ERROR")
+
+    User.objects.filter(email="ops@example.com").update(is_active=False)
+    call_command("check", "--deploy", "--fail-level", "ERROR", "--tag", "security")
