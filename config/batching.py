@@ -76,7 +76,7 @@ def _outcome(ticket: _Ticket) -> Any:
         # have its traceback rewritten by each.
         try:
             again = type(error)(*error.args)
-        except Exception:  # noqa: BLE001 - an exception class whose constructor wants something else
+        except Exception:
             again = RuntimeError("The batch this request was in failed.")
         raise again from error
     return ticket.outcome

@@ -132,7 +132,6 @@ class Supervisor:
             time.sleep(0.2)
         return 0
 
-
     def _servers_revive(self) -> None:
         for name, revive in self.servers.items():
             try:

@@ -104,7 +104,7 @@ def test_check_deploy_names_a_staff_login_that_opens_with_the_demo_password():
     from loyalty.models import User
 
     User.objects.create_user(email="ops@example.com", password=DEMO_PASSWORD, is_staff=True)
-    with pytest.raises(SystemCheckError, match="ops@example.com logs in with the demo's published password"):
+    with pytest.raises(SystemCheckError, match=r"ops@example\.com logs in with the demo's published password"):
         call_command("check", "--deploy", "--fail-level", "ERROR")
 
     User.objects.filter(email="ops@example.com").update(is_active=False)
