@@ -230,14 +230,15 @@ def lease_issue(
     membership: Membership | None,
     user_id: int | None = None,
     session_key: str | None = None,
-    address: str = "",
+    address: str | None = None,
     now: dt.datetime | None = None,
 ) -> LeaseGrant:
     """A new viewing lease for this page, which becomes the member's only live one (takes over).
 
     `user_id`: the login asking (default: the member's login); `session_key`: its session, whose cookie
     lets heartbeats skip loading the session (see heartbeat_record); `address`: the client's, for the
-    per-address limit (LIVESTREAM_LEASES_PER_MEMBER / _PER_ADDRESS per watch minute).
+    per-address limit (LIVESTREAM_LEASES_PER_MEMBER / _PER_ADDRESS per watch minute; None: a caller that
+    is not a client over HTTP, counted per member only).
     """
     now = now or clock.now()
     membership = _require_member(membership, channel)
@@ -245,10 +246,11 @@ def lease_issue(
     if user is None or not user.email_verified:
         raise NotAMemberError(message="Confirm your email address to earn points by watching.")
     window_ms, now_ms = int(Timing.current().minute * 1000), clock.to_ms(now)
-    if (
-        leases.rate_count(what="lease", who=f"member:{membership.member_id}", window_ms=window_ms, now_ms=now_ms)
-        > settings.LIVESTREAM_LEASES_PER_MEMBER
-        or leases.rate_count(what="lease", who=f"address:{address}", window_ms=window_ms, now_ms=now_ms)
+    if leases.rate_count(
+        what="lease", who=f"member:{membership.member_id}", window_ms=window_ms, now_ms=now_ms
+    ) > settings.LIVESTREAM_LEASES_PER_MEMBER or (
+        address is not None
+        and leases.rate_count(what="lease", who=f"address:{address}", window_ms=window_ms, now_ms=now_ms)
         > settings.LIVESTREAM_LEASES_PER_ADDRESS
     ):
         raise WatchThrottledError(message="Too many pages opened at once: wait a minute, then reload this one.")

@@ -72,6 +72,7 @@ def _programme():
 def _viewers(brand, count: int):
     """`count` users, each with a member and an active membership of `brand` (created in bulk once)."""
     from django.contrib.auth.hashers import make_password
+    from django.utils import timezone
 
     from loyalty.models import Member, Membership, User
 
@@ -80,7 +81,10 @@ def _viewers(brand, count: int):
     missing = [email for email in emails if email not in existing]
     if missing:
         password = make_password(None)  # unusable: these logins only ever have sessions made for them
-        User.objects.bulk_create([User(email=email, password=password) for email in missing], batch_size=2000)
+        verified = timezone.now()  # only verified logins earn by watching
+        User.objects.bulk_create(
+            [User(email=email, password=password, email_verified_at=verified) for email in missing], batch_size=2000
+        )
         existing = dict(User.objects.filter(email__in=emails).values_list("email", "pk"))
     users = {pk: email for email, pk in existing.items()}
     members = dict(Member.objects.filter(user_id__in=users).values_list("user_id", "pk"))
