@@ -163,6 +163,12 @@ def books_check(brand: Brand) -> list[str]:
     )["total"]
     if points != (wallets or 0):
         problems.append(f"events earned {points} points but the wallets hold {wallets}")
+    return problems + ledger_audit()
+
+
+def ledger_audit() -> list[str]:
+    """`reconcile` and `verify_ledger`, as an operator runs them: what they found, if anything."""
+    problems = []
     for command in ("reconcile", "verify_ledger"):
         out = io.StringIO()
         try:
