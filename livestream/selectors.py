@@ -296,19 +296,24 @@ def viewer_state(*, membership_id: int, day: dt.date) -> ViewerState | None:
     )
 
 
-def watch_minutes_recorded(*, membership_id: int, day: dt.date) -> int:
+def watch_minutes_recorded(*, membership_id: int, brand: Brand, day: dt.date) -> int:
     """The highest watch-minute number recorded for the member on brand day `day` (0: none), from the
     events' own keys (`tally:watch:<membership>:<day>:<n>`, livestream.services.watch_minutes_flush):
     what the day's minute counter in Redis is rebuilt from. Not a count: minutes lost on their way to
-    PostgreSQL leave gaps, and the counter must go on after the highest number, never reuse one."""
+    PostgreSQL leave gaps, and the counter must go on after the highest number, never reuse one.
+
+    Only events stored since the brand day began (an hour's margin) are looked at: a long-time
+    watcher's history is not read, and this runs for each member's first heartbeat of every day."""
     prefix = f"{Event.INTERNAL_KEY_PREFIX}watch:{membership_id}:{day.isoformat()}:"
+    day_start = dt.datetime.combine(day, dt.time(), tzinfo=brand.zone) - dt.timedelta(hours=1)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             SELECT COALESCE(max(split_part(substr(idempotency_key, %s), ':', 1)::int), 0)
               FROM {Event._meta.db_table}
-             WHERE membership_id = %s AND type = %s AND starts_with(idempotency_key, %s)
+             WHERE brand_id = %s AND created_at >= %s AND membership_id = %s AND type = %s
+               AND starts_with(idempotency_key, %s)
             """,  # noqa: S608 - only the table name is formatted in
-            [len(prefix) + 1, membership_id, WATCH_MINUTE, prefix],
+            [len(prefix) + 1, brand.pk, day_start, membership_id, WATCH_MINUTE, prefix],
         )
         return cursor.fetchone()[0]

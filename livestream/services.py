@@ -460,7 +460,7 @@ def heartbeat_record(
     if accrual.outcome == "counter_missing":
         # The member's first heartbeat of the day, or Redis lost the counter: on from the last minute
         # PostgreSQL has (re-numbering recorded minutes would credit nothing: their keys are taken).
-        recorded = selectors.watch_minutes_recorded(membership_id=claims.membership_id, day=day)
+        recorded = selectors.watch_minutes_recorded(membership_id=claims.membership_id, brand=channel.brand, day=day)
         leases.minutes_counter_restore(membership_id=claims.membership_id, day=day.isoformat(), recorded=recorded)
         accrual = beat()
     if accrual.outcome == "throttled":

@@ -12,7 +12,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from config.errors import ApplicationError
-from loyalty import selectors, services
+from config.http import client_ip
+from loyalty import login_throttle, selectors, services
 from loyalty.extensions import brand_links
 from loyalty.forms import SignUpForm, ThrottledAuthenticationForm
 from loyalty.models import Brand
@@ -101,12 +102,15 @@ class LoginView(auth_views.LoginView):
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
-    """Setting a new password through a link mailed to the address also proves the person reads it."""
+    """Setting a new password through a link mailed to the address also proves the person reads it, and
+    lifts the login throttle on that address."""
 
     success_url = reverse_lazy("password_reset_complete")
 
     def form_valid(self, form):
         response = super().form_valid(form)
+        # The one who reads the mail chose a new password: failed guesses of the old one lock them out no more.
+        login_throttle.login_succeeded(email=form.user.email, ip=client_ip(self.request))
         if not form.user.email_verified:
             try:
                 services.user_email_verify(user=form.user)

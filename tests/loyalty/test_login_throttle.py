@@ -73,3 +73,20 @@ def test_the_client_address_comes_from_x_forwarded_for_only_behind_trusted_proxi
         HTTP_X_FORWARDED_FOR="198.51.100.7",
     )
     assert response.status_code == 302
+
+
+def test_choosing_a_new_password_through_the_mailed_link_lifts_the_lock(client, mailoutbox):
+    import re
+
+    UserFactory(email="locked@example.com")
+    for _ in range(3):
+        _log_in(client, reverse("login"), "locked@example.com", "wrong")
+    assert _log_in(client, reverse("login"), "locked@example.com", DEFAULT_PASSWORD).status_code == 429
+
+    client.post(reverse("password_reset"), {"email": "locked@example.com"})
+    [link] = re.findall(r"https?://testserver(\S+)", mailoutbox[0].body)
+    form_page = client.get(link, follow=True)
+    new = "a-brand-new-secret-7"
+    client.post(form_page.redirect_chain[-1][0], {"new_password1": new, "new_password2": new}, REMOTE_ADDR="10.0.0.1")
+
+    assert _log_in(client, reverse("login"), "locked@example.com", new).status_code == 302
