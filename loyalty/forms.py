@@ -32,6 +32,10 @@ class SignUpForm(forms.Form):
         return cleaned
 
 
+class ProfileForm(forms.Form):
+    name = forms.CharField(max_length=120, required=False, label="Your name")  # NUL refused by Django
+
+
 class ThrottledLoginMixin:
     """Refuses logins while loyalty.login_throttle locks the email or the address out, and counts failures.
 

@@ -19,6 +19,7 @@ urlpatterns = [
     ),
     path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
     path("me/clubs/", views.my_clubs, name="my_clubs"),
+    path("me/profile/", views.profile, name="profile"),
     path("b/<slug:slug>/", views.brand_detail, name="brand_detail"),
     path("b/<slug:slug>/join/", views.brand_join, name="brand_join"),
 ]

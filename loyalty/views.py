@@ -15,7 +15,7 @@ from config.errors import ApplicationError
 from config.http import client_ip
 from loyalty import login_throttle, selectors, services
 from loyalty.extensions import brand_links
-from loyalty.forms import SignUpForm, ThrottledAuthenticationForm
+from loyalty.forms import ProfileForm, SignUpForm, ThrottledAuthenticationForm
 from loyalty.models import Brand
 from loyalty.tokens import user_for_email_verification_token
 
@@ -139,6 +139,17 @@ def brand_join(request: HttpRequest, slug: str) -> HttpResponse:
     else:
         messages.success(request, f"You joined the {brand.name} fan club.")
     return redirect(_safe_next(request, reverse("brand_detail", args=[brand.slug])))
+
+
+@login_required
+def profile(request: HttpRequest) -> HttpResponse:
+    """The person's own identity: their name (shared by every club they joined) and their email."""
+    form = ProfileForm(request.POST or None, initial={"name": request.user.first_name})
+    if request.method == "POST" and form.is_valid():
+        services.user_profile_update(user=request.user, name=form.cleaned_data["name"])
+        messages.success(request, "Your name is saved.")
+        return redirect("profile")
+    return render(request, "loyalty/profile.html", {"form": form})
 
 
 @login_required

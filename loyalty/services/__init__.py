@@ -11,6 +11,7 @@ from loyalty.services.members import (
     membership_enroll,
     membership_join,
     user_email_verify,
+    user_profile_update,
     user_sign_up,
 )
 
@@ -25,5 +26,6 @@ __all__ = [
     "membership_enroll",
     "membership_join",
     "user_email_verify",
+    "user_profile_update",
     "user_sign_up",
 ]

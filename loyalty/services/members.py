@@ -64,6 +64,17 @@ def user_email_verify(*, user: User) -> Member:
     return member_for_user(user=user)
 
 
+@transaction.atomic
+def user_profile_update(*, user: User, name: str) -> User:
+    """The person's own name, on their login and on their member record (the identity every brand they
+    joined shares). Brands keep the name they know a member by on the membership: it is not changed."""
+    name = name.strip()[:120]
+    user.first_name = name[:150]
+    user.save(update_fields=["first_name"])
+    Member.objects.filter(user=user).update(name=name)
+    return user
+
+
 def member_get_or_create_by_email(*, email: str, name: str = "") -> Member:
     """The member with this email (case-insensitive), created on first sight; safe under races."""
     email = email.strip().lower()

@@ -2,7 +2,7 @@ import pytest
 from django.urls import reverse
 
 from loyalty.models import Member, Membership, User
-from tests.loyalty.factories import DEFAULT_PASSWORD, BrandFactory, UserFactory
+from tests.loyalty.factories import DEFAULT_PASSWORD, BrandFactory, MemberFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -86,3 +86,28 @@ def test_brand_page_links_to_perks_from_the_perks_app(client):
     html = client.get(reverse("brand_detail", args=["nova"])).content.decode()
     assert 'href="/b/nova/perks/"' in html
     assert "Spend your Stars on perks" in html
+
+
+def test_a_fan_edits_their_own_name_and_the_brands_keep_theirs(client):
+    user = UserFactory(first_name="Sam")
+    member = MemberFactory(user=user, email=user.email, name="Sam")
+    brand = BrandFactory(slug="nova")
+    membership = Membership.objects.create(member=member, brand=brand, name="Sammy (regular)")
+    client.force_login(user)
+
+    assert "Your profile" in client.get(reverse("profile")).content.decode()
+    response = client.post(reverse("profile"), {"name": "Samantha"})
+
+    assert response.status_code == 302
+    member.refresh_from_db()
+    user.refresh_from_db()
+    membership.refresh_from_db()
+    assert (user.first_name, member.name, membership.name) == ("Samantha", "Samantha", "Sammy (regular)")
+
+
+def test_the_profile_needs_a_login_and_refuses_a_nul(client):
+    assert client.get(reverse("profile")).status_code == 302
+    client.force_login(UserFactory())
+    response = client.post(reverse("profile"), {"name": "a\x00b"})
+    assert response.status_code == 200
+    assert "Null characters" in response.content.decode()
