@@ -132,8 +132,10 @@ BATCH_MAX_EVENTS = 1000
 def _events_clean(brand: Brand, items: list) -> list[tuple[CleanEvent | None, dict | None]]:
     """Validate events as sent; a custom type the cached list does not know is looked up afresh first."""
     known = brand_event_types(brand.pk)
-    custom = {item.get("type") for item in items if isinstance(item, dict)} - {EarnRule.PURCHASE, Event.REFUND}
-    if any(isinstance(kind, str) and kind not in known for kind in custom):
+    # Only strings can be types (anything else is refused by the validator): a `type` that is a JSON object
+    # or list must not reach the set, where it is unhashable.
+    kinds = {item["type"] for item in items if isinstance(item, dict) and isinstance(item.get("type"), str)}
+    if any(kind not in known for kind in kinds - {EarnRule.PURCHASE, Event.REFUND}):
         known = brand_event_types(brand.pk, fresh=True)
     validator = EventInput(known_types=known)
     return [validator.clean(item) for item in items]

@@ -89,3 +89,21 @@ def test_an_error_no_view_handled_is_a_json_500_and_logged(api, monkeypatch, cap
     assert error_of(response)["code"] == "internal_error"
     assert "the disk caught fire" not in response.content.decode()
     assert any(record.exc_info and "the disk caught fire" in str(record.exc_info[1]) for record in caplog.records)
+
+
+@pytest.mark.parametrize("kind", [{}, [], ["check_in"], {"a": 1}])
+@pytest.mark.parametrize("path", ["/api/v1/events", "/api/v1/events/batch"])
+def test_an_event_type_that_is_an_object_or_a_list_is_400_not_500(api, path, kind):
+    event = {"type": kind, "member": {"email": "a@b.co"}, "idempotency_key": "k-1"}
+    body = {"events": [event]} if path.endswith("/batch") else event
+
+    response = api.post(path, body, format="json")
+
+    if path.endswith("/batch"):
+        assert response.status_code == 200
+        [result] = response.json()["results"]
+        assert result["http_status"] == 400
+        assert "type" in result["body"]["error"]["fields"]
+    else:
+        assert response.status_code == 400
+        assert "type" in error_of(response)["fields"]
