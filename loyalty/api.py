@@ -71,6 +71,28 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: OpenApiResponse(ERROR_SHAPE, description=text[code]) for code in codes}
 
 
+FLAG_TRUE = frozenset({"1", "true", "yes"})
+FLAG_FALSE = frozenset({"0", "false", "no"})
+FLAG_ERROR = "Must be true or false (also 1 or 0, yes or no)."
+
+
+def flag_value(value: str | None) -> bool | None:
+    """A boolean query parameter as sent: absent is False; true/1/yes and false/0/no in any case; None
+    for anything else, which the schema does not allow either (a 400, not silently false)."""
+    if value is None:
+        return False
+    value = value.lower()
+    return True if value in FLAG_TRUE else False if value in FLAG_FALSE else None
+
+
+def query_flag(request: Request, name: str) -> bool:
+    """flag_value of a query parameter, or a 400 naming it."""
+    value = flag_value(request.query_params.get(name))
+    if value is None:
+        raise serializers.ValidationError({name: [FLAG_ERROR]})
+    return value
+
+
 class BrandApiView(APIView):
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasBrandApiKey]
@@ -160,7 +182,7 @@ class EventCollection(BrandApiView):
         ),
         request=EventInputSerializer,
         parameters=[
-            OpenApiParameter("wait", bool, description="wait up to 2 s for the outcome"),
+            OpenApiParameter("wait", bool, description="wait up to 2 s for the outcome (default false)"),
             OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
         ],
         responses={
@@ -207,11 +229,14 @@ class EventCollection(BrandApiView):
         if key:
             data = {**data, "idempotency_key": key}
         [(clean, errors)] = _events_clean(self.brand, [data])
-        if errors:
+        wait = flag_value(request.query_params.get("wait"))
+        if errors or wait is None:
+            errors = errors or {}
             if "idempotency_key" in errors and (key or "idempotency_key" not in request.data):
                 errors["Idempotency-Key"] = errors.pop("idempotency_key")  # the header is this endpoint's key
+            if wait is None:
+                errors["wait"] = [FLAG_ERROR]
             raise serializers.ValidationError(errors)
-        wait = request.query_params.get("wait", "").lower() in WAIT_TRUE
         body, status, replayed = _event_answer(self.brand, clean, wait=wait)
         response = Response(body, status=status)
         if replayed:
@@ -231,9 +256,6 @@ class EventCollection(BrandApiView):
         events.initkwargs = view.initkwargs
         events.csrf_exempt = True  # as DRF's views (API keys, no cookies)
         return events
-
-
-WAIT_TRUE = {"1", "true", "yes"}
 
 
 def _event_answer(brand: Brand, clean: CleanEvent, *, wait: bool) -> tuple[dict, int, bool]:
@@ -271,7 +293,8 @@ def events_plain(request: HttpRequest) -> HttpResponse | None:
     that is too big...), before anything was done: DRF's view then answers it as it always did.
     """
     data = json_object_plain(request, max_bytes=_PLAIN_MAX_BYTES)
-    if data is None:
+    wait = flag_value(request.GET.get("wait"))
+    if data is None or wait is None:
         return None
     keyword, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     api_key = recent_api_key(key.strip()) if keyword == ApiKeyAuthentication.keyword else None
@@ -285,7 +308,6 @@ def events_plain(request: HttpRequest) -> HttpResponse | None:
     [(clean, errors)] = _events_clean(api_key.brand, [data])
     if errors or not ApiKeyRateThrottle().allow_request(SimpleNamespace(auth=api_key), None):
         return None
-    wait = request.GET.get("wait", "").lower() in WAIT_TRUE
     body, status, replayed = _event_answer(api_key.brand, clean, wait=wait)
     response = HttpResponse(_RENDERER.render(body), status=status, content_type="application/json")
     for name, value in _PLAIN_HEADERS.items():

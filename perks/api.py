@@ -13,7 +13,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from loyalty.api import BrandApiView, error_responses
+from loyalty.api import BrandApiView, error_responses, query_flag
 from loyalty.locks import MemberRef
 from loyalty.selectors import membership_balance
 from loyalty.serializers import MemberRefSerializer
@@ -117,10 +117,17 @@ class PerkCollection(BrandApiView):
         operation_id="perks_list",
         summary="The brand's active perks",
         parameters=[
-            OpenApiParameter("member", int, description="a member id: adds `redeemable` and `reason` per perk"),
+            OpenApiParameter(
+                "member",
+                {"type": "integer", "minimum": 1},
+                description="a member id: adds `redeemable` and `reason` per perk",
+            ),
             OpenApiParameter("redeemable", bool, description="with `member`: only the perks they can redeem now"),
         ],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="`results`"), **error_responses(401, 404)},
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="`results`"),
+            **error_responses(400, 401, 404),
+        },
         examples=[
             OpenApiExample(
                 "menu",
@@ -147,6 +154,7 @@ class PerkCollection(BrandApiView):
         ],
     )
     def get(self, request: Request) -> Response:
+        redeemable = query_flag(request, "redeemable")
         perks = list(perk_list_active(brand=self.brand))
         member_id = request.query_params.get("member")
         if not member_id:
@@ -156,7 +164,7 @@ class PerkCollection(BrandApiView):
         membership = self.membership(int(member_id))
         balance = membership_balance(membership)
         rows = [(perk, perk_refusal(membership=membership, perk=perk, balance=balance)) for perk in perks]
-        if request.query_params.get("redeemable", "").lower() in {"1", "true", "yes"}:
+        if redeemable:
             rows = [(perk, refusal) for perk, refusal in rows if refusal is None]
         return Response({"results": [perk_out(perk, refusal, member_given=True) for perk, refusal in rows]})
 
