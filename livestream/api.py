@@ -15,7 +15,7 @@ from django.utils.functional import cached_property
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.authentication import CSRFCheck, SessionAuthentication
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -86,8 +86,10 @@ class FanSessionAuthentication(SessionAuthentication):
     def enforce_csrf(self, request) -> None:
         try:
             super().enforce_csrf(request)
-        except Exception as error:  # DRF raises PermissionDenied("CSRF Failed: <reason>")
-            raise CsrfFailedError(message=f"{error}. Reload the page.") from error
+        except exceptions.PermissionDenied as error:  # DRF's "CSRF Failed: <reason>"
+            raise CsrfFailedError(message=f"{str(error.detail).rstrip('.')}. Reload the page.") from error
+        # Anything else is the body's (Django's CSRF check reads a POST's form fields first, which parses
+        # it): malformed JSON is the 400 and another content type the 415 it is everywhere else.
 
 
 _MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
