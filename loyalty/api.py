@@ -27,6 +27,7 @@ from loyalty.authentication import ApiKeyAuthentication, ApiKeyRateThrottle, Has
 from loyalty.models import Brand, EarnRule, Event, Membership
 from loyalty.selectors import brand_event_types
 from loyalty.serializers import (
+    NOT_BLANK,
     AdjustmentInputSerializer,
     CleanEvent,
     EventInput,
@@ -91,6 +92,25 @@ def query_flag(request: Request, name: str) -> bool:
     if value is None:
         raise serializers.ValidationError({name: [FLAG_ERROR]})
     return value
+
+
+def idempotency_key_parameter(*, required: bool, description: str = "") -> OpenApiParameter:
+    """The Idempotency-Key header, as BrandApiView.idempotency_key reads it: trimmed, and a blank one is
+    no key at all (a required one must then have a character that is not blank)."""
+    schema = {"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX}
+    if required:
+        schema.update(minLength=1, pattern=NOT_BLANK)
+    return OpenApiParameter(
+        "Idempotency-Key",
+        schema,
+        OpenApiParameter.HEADER,
+        required=required,
+        description=(
+            f"{description} The same key on every retry; at most {IDEMPOTENCY_KEY_MAX} characters, "
+            f"not starting with `{Event.INTERNAL_KEY_PREFIX}` (reserved)."
+            + ("" if required else " A blank key is no key.")
+        ).strip(),
+    )
 
 
 class BrandApiView(APIView):
@@ -183,7 +203,9 @@ class EventCollection(BrandApiView):
         request=EventInputSerializer,
         parameters=[
             OpenApiParameter("wait", bool, description="wait up to 2 s for the outcome (default false)"),
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+            idempotency_key_parameter(
+                required=False, description="Required for refunds and custom events; a purchase's is its order_id."
+            ),
         ],
         responses={
             201: OpenApiResponse(OpenApiTypes.OBJECT, description="processed"),
@@ -336,8 +358,20 @@ class EventBatch(BrandApiView):
             "`Idempotency-Key` header, the whole request replays its first answer, and events without a key of their "
             "own are keyed by the header and their position."
         ),
-        request=inline_serializer("EventBatchRequest", {"events": EventInputSerializer(many=True)}),
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        request=inline_serializer(
+            "EventBatchRequest",
+            {
+                # Any JSON value: each event is validated on its own and a bad one is answered in its result
+                # (a 400 there), never by failing the request, so the request's schema cannot refuse it.
+                "events": serializers.ListField(
+                    child=serializers.JSONField(),
+                    min_length=1,
+                    max_length=BATCH_MAX_EVENTS,
+                    help_text="Events, each shaped as the body of `POST /api/v1/events` (EventInput).",
+                )
+            },
+        ),
+        parameters=[idempotency_key_parameter(required=False)],
         responses={
             200: inline_serializer(
                 "EventBatchResponse",
@@ -481,7 +515,11 @@ class MemberCollection(BrandApiView):
     @extend_schema(
         operation_id="members_list",
         summary="Find members by email or external id",
-        parameters=[OpenApiParameter("email", str), OpenApiParameter("external_id", str)],
+        description="Give `email`, `external_id` or both (a 400 without either).",
+        parameters=[
+            OpenApiParameter("email", {"type": "string", "format": "email", "maxLength": 254}),
+            OpenApiParameter("external_id", {"type": "string", "minLength": 1, "maxLength": 120, "pattern": NOT_BLANK}),
+        ],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="`results`: a list, empty when unknown"),
             **error_responses(400, 401),
@@ -525,7 +563,9 @@ class MemberTransactions(BrandApiView):
         summary="A member's signed points history, newest first",
         parameters=[
             OpenApiParameter("cursor", str),
-            OpenApiParameter("limit", int, description="1 to 200, default 50"),
+            OpenApiParameter(
+                "limit", {"type": "integer", "minimum": 1, "maximum": 200}, description="1 to 200, default 50"
+            ),
         ],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="`results` and `next_cursor`"),
@@ -571,7 +611,7 @@ class AdjustmentCollection(BrandApiView):
         operation_id="adjustments_create",
         summary="Add or remove points by hand, with a reason",
         request=AdjustmentInputSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
+        parameters=[idempotency_key_parameter(required=True)],
         responses={
             201: OpenApiResponse(OpenApiTypes.OBJECT, description="the adjustment and the balance after it"),
             **error_responses(400, 401, 404, 409, 422),

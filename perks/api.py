@@ -13,10 +13,10 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from loyalty.api import BrandApiView, error_responses, query_flag
+from loyalty.api import BrandApiView, error_responses, idempotency_key_parameter, query_flag
 from loyalty.locks import MemberRef
 from loyalty.selectors import membership_balance
-from loyalty.serializers import MemberRefSerializer
+from loyalty.serializers import MemberRefSerializer, TextField, WholeNumberField
 from loyalty.services.idempotency import request_fingerprint
 from perks.models import Perk, Redemption
 from perks.selectors import perk_list_active, perk_refusal
@@ -25,7 +25,7 @@ from perks.services import RedeemNotFoundError, perk_redeem_request, redemption_
 
 class RedemptionInputSerializer(serializers.Serializer):
     member = MemberRefSerializer()
-    perk = serializers.IntegerField(min_value=1)
+    perk = WholeNumberField(min_value=1)
 
 
 def redemption_input(data) -> dict | None:
@@ -59,7 +59,7 @@ _UNSAFE = re.compile("[\x00\ud800-\udfff]")
 
 
 class VoucherInputSerializer(serializers.Serializer):
-    code = serializers.CharField(max_length=40)
+    code = TextField(min_length=1, max_length=40)
 
 
 def perk_out(perk: Perk, refusal=None, *, member_given: bool = False) -> dict:
@@ -175,7 +175,7 @@ class RedemptionCollection(BrandApiView):
         summary="Redeem a perk for a member",
         description="Spends the points at once. Send an `Idempotency-Key`: a retry replays the first answer.",
         request=RedemptionInputSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[idempotency_key_parameter(required=False)],
         responses={
             201: OpenApiResponse(OpenApiTypes.OBJECT, description="the redemption and the balance after"),
             **error_responses(400, 401, 404, 409, 422),

@@ -262,3 +262,20 @@ def test_a_perk_id_beyond_any_id_is_404_not_a_crash(shop):
     _, _, client = shop
     body = {"member": {"email": "fan@example.com"}, "perk": 10**30}
     assert client.post("/api/v1/redemptions", body, format="json", HTTP_IDEMPOTENCY_KEY="big").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/redemptions", {"member": {"email": "x@example.com"}, "perk": "3"}, "perk"),
+        ("/api/v1/redemptions", {"member": {"email": "x@example.com"}, "perk": 3.0}, "perk"),
+        ("/api/v1/vouchers/redeem", {"code": 123456}, "code"),
+    ],
+)
+def test_a_string_for_a_number_or_a_number_for_a_string_is_400(shop, path, body, field):
+    _brand, _membership, client = shop
+
+    response = client.post(path, body, format="json")
+
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
