@@ -46,6 +46,8 @@ ERROR_SHAPE = inline_serializer(
         )
     },
 )
+# config.middleware.ApiBodyLimitMiddleware answers it on every /api/ path, before any view.
+TOO_LARGE = OpenApiResponse(ERROR_SHAPE, description="payload_too_large: the body is over the limit (`limit` bytes)")
 NO_STORE = {"Cache-Control": "no-store"}  # clock readings and schedules must never come from a cache
 
 
@@ -174,7 +176,8 @@ class ServerTime(APIView):
                 inline_serializer(
                     "ServerTime", {"received": serializers.IntegerField(), "sent": serializers.IntegerField()}
                 )
-            )
+            ),
+            413: TOO_LARGE,
         },
         examples=[OpenApiExample("clock", value={"received": 1772712000000, "sent": 1772712000001})],
     )
@@ -217,7 +220,7 @@ class ChannelNow(APIView):
             "item, and the server time. A non-looping channel whose playlist has ended, or a channel with no "
             "videos, is off the air: `on_air` false and `item`, `offset`, `next` null."
         ),
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT), 404: OpenApiResponse(ERROR_SHAPE)},
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT), 404: OpenApiResponse(ERROR_SHAPE), 413: TOO_LARGE},
         examples=[
             OpenApiExample("on air", value=NOW_EXAMPLE, response_only=True),
             OpenApiExample(
@@ -262,6 +265,7 @@ class ChannelLease(FanApiView):
             201: OpenApiResponse(OpenApiTypes.OBJECT),
             403: OpenApiResponse(ERROR_SHAPE, description=ERRORS_DESCRIPTION),
             404: OpenApiResponse(ERROR_SHAPE),
+            413: TOO_LARGE,
             429: OpenApiResponse(ERROR_SHAPE, description="throttled"),
         },
         examples=[
@@ -327,6 +331,8 @@ class ChannelHeartbeat(FanApiView):
             403: OpenApiResponse(ERROR_SHAPE, description=ERRORS_DESCRIPTION),
             404: OpenApiResponse(ERROR_SHAPE),
             409: OpenApiResponse(ERROR_SHAPE, description="lease_superseded"),
+            413: TOO_LARGE,
+            415: OpenApiResponse(ERROR_SHAPE, description="unsupported_media_type: send JSON"),
             422: OpenApiResponse(ERROR_SHAPE, description="cap_reached, with the summary"),
             429: OpenApiResponse(ERROR_SHAPE, description="throttled"),
         },

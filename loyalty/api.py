@@ -60,16 +60,22 @@ ERROR_SHAPE = inline_serializer(
 )
 
 
+ERROR_TEXT = {
+    400: "invalid_input / malformed_json: field errors in `fields`",
+    401: "not_authenticated: missing, unknown or revoked API key",
+    404: "not_found (also another brand's object)",
+    409: "idempotency_conflict, in_progress or duplicate_order",
+    413: "payload_too_large: the body is over the endpoint's limit (`limit`, in bytes: 1 MB, the batch endpoint 8 MB)",
+    415: "unsupported_media_type: send the body as `Content-Type: application/json`",
+    422: "a business rule said no (unknown_order, refund_exceeds_purchase, insufficient_points)",
+    429: "throttled: over the API key's rate; try again after `Retry-After` seconds",
+}
+
+
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
-    text = {
-        400: "invalid_input / malformed_json: field errors in `fields`",
-        401: "not_authenticated: missing, unknown or revoked API key",
-        404: "not_found (also another brand's object)",
-        409: "idempotency_conflict, in_progress or duplicate_order",
-        422: "a business rule said no (unknown_order, refund_exceeds_purchase, insufficient_points)",
-        429: "throttled",
-    }
-    return {code: OpenApiResponse(ERROR_SHAPE, description=text[code]) for code in codes}
+    """The documented error answers of an operation, all in the error shape. 413 is always among them:
+    config.middleware.ApiBodyLimitMiddleware answers it on every /api/ path, before any view."""
+    return {code: OpenApiResponse(ERROR_SHAPE, description=ERROR_TEXT[code]) for code in sorted({*codes, 413})}
 
 
 FLAG_TRUE = frozenset({"1", "true", "yes"})
@@ -210,7 +216,7 @@ class EventCollection(BrandApiView):
         responses={
             201: OpenApiResponse(OpenApiTypes.OBJECT, description="processed"),
             202: OpenApiResponse(OpenApiTypes.OBJECT, description="pending"),
-            **error_responses(400, 401, 409, 422, 429),
+            **error_responses(400, 401, 409, 415, 422, 429),
         },
         examples=[
             OpenApiExample(
@@ -382,8 +388,7 @@ class EventBatch(BrandApiView):
                     "refused": serializers.IntegerField(help_text="events answered with an error"),
                 },
             ),
-            **error_responses(400, 401, 409, 429),
-            413: OpenApiResponse(ERROR_SHAPE, description="payload_too_large"),
+            **error_responses(400, 401, 409, 415, 429),
         },
         examples=[
             OpenApiExample(
@@ -482,7 +487,7 @@ class EventDetail(BrandApiView):
         summary="An event and its outcome",
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="the event"),
-            **error_responses(401, 404),
+            **error_responses(401, 404, 429),
         },
         examples=[OpenApiExample("awarded", response_only=True, value=EVENT_EXAMPLE)],
     )
@@ -522,7 +527,7 @@ class MemberCollection(BrandApiView):
         ],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="`results`: a list, empty when unknown"),
-            **error_responses(400, 401),
+            **error_responses(400, 401, 429),
         },
         examples=[OpenApiExample("found", response_only=True, value={"results": [MEMBER_EXAMPLE]})],
     )
@@ -549,7 +554,7 @@ class MemberDetail(BrandApiView):
         summary="A member: balance, tier, progress, lifetime totals",
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="the member"),
-            **error_responses(401, 404),
+            **error_responses(401, 404, 429),
         },
         examples=[OpenApiExample("member", response_only=True, value=MEMBER_EXAMPLE)],
     )
@@ -569,7 +574,7 @@ class MemberTransactions(BrandApiView):
         ],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="`results` and `next_cursor`"),
-            **error_responses(400, 401, 404),
+            **error_responses(400, 401, 404, 429),
         },
         examples=[
             OpenApiExample(
@@ -614,7 +619,7 @@ class AdjustmentCollection(BrandApiView):
         parameters=[idempotency_key_parameter(required=True)],
         responses={
             201: OpenApiResponse(OpenApiTypes.OBJECT, description="the adjustment and the balance after it"),
-            **error_responses(400, 401, 404, 409, 422),
+            **error_responses(400, 401, 404, 409, 415, 422, 429),
         },
         examples=[
             OpenApiExample(

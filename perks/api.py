@@ -126,7 +126,7 @@ class PerkCollection(BrandApiView):
         ],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="`results`"),
-            **error_responses(400, 401, 404),
+            **error_responses(400, 401, 404, 429),
         },
         examples=[
             OpenApiExample(
@@ -178,7 +178,7 @@ class RedemptionCollection(BrandApiView):
         parameters=[idempotency_key_parameter(required=False)],
         responses={
             201: OpenApiResponse(OpenApiTypes.OBJECT, description="the redemption and the balance after"),
-            **error_responses(400, 401, 404, 409, 422),
+            **error_responses(400, 401, 404, 409, 415, 422, 429),
         },
         examples=[
             OpenApiExample("redeem", request_only=True, value={"member": {"email": "fan@example.com"}, "perk": 3}),
@@ -224,7 +224,7 @@ class RedemptionDetail(_BrandRedemptionView):
         summary="A redemption",
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="the redemption"),
-            **error_responses(401, 404),
+            **error_responses(401, 404, 429),
         },
         examples=[OpenApiExample("issued", response_only=True, value=REDEMPTION_EXAMPLE)],
     )
@@ -239,7 +239,7 @@ class RedemptionCancel(_BrandRedemptionView):
         request=None,
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="the cancelled redemption"),
-            **error_responses(401, 404, 422),
+            **error_responses(401, 404, 422, 429),
         },
         examples=[
             OpenApiExample(
@@ -259,7 +259,7 @@ class VoucherRedeem(BrandApiView):
         request=VoucherInputSerializer,
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="the fulfilled redemption"),
-            **error_responses(400, 401, 422),
+            **error_responses(400, 401, 415, 422, 429),
         },
         examples=[
             OpenApiExample("consume", request_only=True, value={"code": "K7QX3MWA9PTE"}),

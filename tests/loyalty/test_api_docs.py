@@ -94,3 +94,24 @@ def test_the_amount_pattern_takes_what_the_event_validator_takes(amount):
     EventInput(known_types=frozenset())._amount({"amount": amount}, errors)
 
     assert bool(re.search(AMOUNT_PATTERN, amount)) == ("amount" not in errors)
+
+
+def test_every_operation_documents_the_errors_the_api_can_answer_it_with(client):
+    """413 on every /api/ path (config.middleware.ApiBodyLimitMiddleware, before any view); 401 and 429 on
+    every API key operation (authentication, throttle); 400 and 415 wherever a JSON body is parsed."""
+    operations = [
+        (method, path, operation)
+        for path, item in schema_of(client)["paths"].items()
+        for method, operation in item.items()
+    ]
+    for method, path, operation in operations:
+        documented = set(operation["responses"])
+        expected = {"413"}
+        if {"ApiKey": []} in operation.get("security", []):
+            expected |= {"401", "429"}
+        if "requestBody" in operation:
+            expected |= {"400", "415"}
+        assert expected <= documented, (method, path, sorted(expected - documented))
+        for status in documented - {"200", "201", "202"}:
+            shape = operation["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+            assert shape.rsplit("/", 1)[1] in {"Error", "LiveError"}, (method, path, status)
