@@ -157,7 +157,7 @@ class PerkCollection(BrandApiView):
         redeemable = query_flag(request, "redeemable")
         perks = list(perk_list_active(brand=self.brand))
         member_id = request.query_params.get("member")
-        if not member_id:
+        if member_id is None:  # `?member=` is no id either: a 400, as the schema (an integer) says
             return Response({"results": [perk_out(perk) for perk in perks]})
         if not (member_id.isascii() and member_id.isdecimal()):
             raise serializers.ValidationError({"member": ["A member id."]})
