@@ -8,6 +8,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import csrf
+from django.views.decorators.csrf import csrf_exempt
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -74,6 +76,17 @@ class ApiErrorMiddleware:
         )
 
 
+@csrf_exempt  # it changes nothing; without it a POST to an unknown path got Django's HTML 403 CSRF page
 def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
     """Any /api/ path no route takes: a 404 in the error shape."""
     return JsonResponse(error_body("not_found", f"No API endpoint at {request.path}."), status=404)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "", template_name: str = csrf.CSRF_FAILURE_TEMPLATE_NAME):
+    """CSRF_FAILURE_VIEW: under /api/, a 403 `csrf_failed` in the error shape (what the session-authenticated
+    livestream endpoints answer themselves); elsewhere Django's page."""
+    if request.path_info.startswith("/api/"):
+        return JsonResponse(
+            error_body("csrf_failed", f"CSRF Failed: {reason.rstrip('.')}. Reload the page."), status=403
+        )
+    return csrf.csrf_failure(request, reason=reason, template_name=template_name)

@@ -63,6 +63,7 @@ if PRODUCTION:
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+CSRF_FAILURE_VIEW = "config.middleware.csrf_failure"  # JSON in the error shape under /api/
 
 # --- Apps ----------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from django.utils.functional import cached_property
 from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 from rest_framework.authentication import CSRFCheck, SessionAuthentication
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -46,6 +46,8 @@ ERROR_SHAPE = inline_serializer(
         )
     },
 )
+# config.middleware.ApiBodyLimitMiddleware answers it on every /api/ path, before any view.
+TOO_LARGE = OpenApiResponse(ERROR_SHAPE, description="payload_too_large: the body is over the limit (`limit` bytes)")
 NO_STORE = {"Cache-Control": "no-store"}  # clock readings and schedules must never come from a cache
 
 
@@ -86,8 +88,10 @@ class FanSessionAuthentication(SessionAuthentication):
     def enforce_csrf(self, request) -> None:
         try:
             super().enforce_csrf(request)
-        except Exception as error:  # DRF raises PermissionDenied("CSRF Failed: <reason>")
-            raise CsrfFailedError(message=f"{error}. Reload the page.") from error
+        except exceptions.PermissionDenied as error:  # DRF's "CSRF Failed: <reason>"
+            raise CsrfFailedError(message=f"{str(error.detail).rstrip('.')}. Reload the page.") from error
+        # Anything else is the body's (Django's CSRF check reads a POST's form fields first, which parses
+        # it): malformed JSON is the 400 and another content type the 415 it is everywhere else.
 
 
 _MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -172,7 +176,8 @@ class ServerTime(APIView):
                 inline_serializer(
                     "ServerTime", {"received": serializers.IntegerField(), "sent": serializers.IntegerField()}
                 )
-            )
+            ),
+            413: TOO_LARGE,
         },
         examples=[OpenApiExample("clock", value={"received": 1772712000000, "sent": 1772712000001})],
     )
@@ -215,7 +220,7 @@ class ChannelNow(APIView):
             "item, and the server time. A non-looping channel whose playlist has ended, or a channel with no "
             "videos, is off the air: `on_air` false and `item`, `offset`, `next` null."
         ),
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT), 404: OpenApiResponse(ERROR_SHAPE)},
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT), 404: OpenApiResponse(ERROR_SHAPE), 413: TOO_LARGE},
         examples=[
             OpenApiExample("on air", value=NOW_EXAMPLE, response_only=True),
             OpenApiExample(
@@ -260,6 +265,7 @@ class ChannelLease(FanApiView):
             201: OpenApiResponse(OpenApiTypes.OBJECT),
             403: OpenApiResponse(ERROR_SHAPE, description=ERRORS_DESCRIPTION),
             404: OpenApiResponse(ERROR_SHAPE),
+            413: TOO_LARGE,
             429: OpenApiResponse(ERROR_SHAPE, description="throttled"),
         },
         examples=[
@@ -325,6 +331,8 @@ class ChannelHeartbeat(FanApiView):
             403: OpenApiResponse(ERROR_SHAPE, description=ERRORS_DESCRIPTION),
             404: OpenApiResponse(ERROR_SHAPE),
             409: OpenApiResponse(ERROR_SHAPE, description="lease_superseded"),
+            413: TOO_LARGE,
+            415: OpenApiResponse(ERROR_SHAPE, description="unsupported_media_type: send JSON"),
             422: OpenApiResponse(ERROR_SHAPE, description="cap_reached, with the summary"),
             429: OpenApiResponse(ERROR_SHAPE, description="throttled"),
         },

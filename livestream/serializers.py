@@ -21,7 +21,7 @@ POSITION_MAX = 7 * 24 * 3600
 
 
 class HeartbeatInputSerializer(serializers.Serializer):
-    lease = serializers.CharField(max_length=LEASE_MAX_LENGTH)
+    lease = serializers.CharField(min_length=1, max_length=LEASE_MAX_LENGTH)
     state = serializers.ChoiceField(choices=PLAYER_STATES)
     video_id = serializers.CharField(max_length=VIDEO_ID_MAX_LENGTH, allow_blank=True)
     position = serializers.FloatField(min_value=0, max_value=POSITION_MAX)

@@ -27,6 +27,7 @@ from loyalty.authentication import ApiKeyAuthentication, ApiKeyRateThrottle, Has
 from loyalty.models import Brand, EarnRule, Event, Membership
 from loyalty.selectors import brand_event_types
 from loyalty.serializers import (
+    NOT_BLANK,
     AdjustmentInputSerializer,
     CleanEvent,
     EventInput,
@@ -59,16 +60,63 @@ ERROR_SHAPE = inline_serializer(
 )
 
 
+ERROR_TEXT = {
+    400: "invalid_input / malformed_json: field errors in `fields`",
+    401: "not_authenticated: missing, unknown or revoked API key",
+    404: "not_found (also another brand's object)",
+    409: "idempotency_conflict, in_progress or duplicate_order",
+    413: "payload_too_large: the body is over the endpoint's limit (`limit`, in bytes: 1 MB, the batch endpoint 8 MB)",
+    415: "unsupported_media_type: send the body as `Content-Type: application/json`",
+    422: "a business rule said no (unknown_order, refund_exceeds_purchase, insufficient_points)",
+    429: "throttled: over the API key's rate; try again after `Retry-After` seconds",
+}
+
+
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
-    text = {
-        400: "invalid_input / malformed_json: field errors in `fields`",
-        401: "not_authenticated: missing, unknown or revoked API key",
-        404: "not_found (also another brand's object)",
-        409: "idempotency_conflict, in_progress or duplicate_order",
-        422: "a business rule said no (unknown_order, refund_exceeds_purchase, insufficient_points)",
-        429: "throttled",
-    }
-    return {code: OpenApiResponse(ERROR_SHAPE, description=text[code]) for code in codes}
+    """The documented error answers of an operation, all in the error shape. 413 is always among them:
+    config.middleware.ApiBodyLimitMiddleware answers it on every /api/ path, before any view."""
+    return {code: OpenApiResponse(ERROR_SHAPE, description=ERROR_TEXT[code]) for code in sorted({*codes, 413})}
+
+
+FLAG_TRUE = frozenset({"1", "true", "yes"})
+FLAG_FALSE = frozenset({"0", "false", "no"})
+FLAG_ERROR = "Must be true or false (also 1 or 0, yes or no)."
+
+
+def flag_value(value: str | None) -> bool | None:
+    """A boolean query parameter as sent: absent is False; true/1/yes and false/0/no in any case; None
+    for anything else, which the schema does not allow either (a 400, not silently false)."""
+    if value is None:
+        return False
+    value = value.lower()
+    return True if value in FLAG_TRUE else False if value in FLAG_FALSE else None
+
+
+def query_flag(request: Request, name: str) -> bool:
+    """flag_value of a query parameter, or a 400 naming it."""
+    value = flag_value(request.query_params.get(name))
+    if value is None:
+        raise serializers.ValidationError({name: [FLAG_ERROR]})
+    return value
+
+
+def idempotency_key_parameter(*, required: bool, description: str = "") -> OpenApiParameter:
+    """The Idempotency-Key header, as BrandApiView.idempotency_key reads it: trimmed, and a blank one is
+    no key at all (a required one must then have a character that is not blank)."""
+    schema = {"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX}
+    if required:
+        schema.update(minLength=1, pattern=NOT_BLANK)
+    return OpenApiParameter(
+        "Idempotency-Key",
+        schema,
+        OpenApiParameter.HEADER,
+        required=required,
+        description=(
+            f"{description} The same key on every retry; at most {IDEMPOTENCY_KEY_MAX} characters, "
+            f"not starting with `{Event.INTERNAL_KEY_PREFIX}` (reserved)."
+            + ("" if required else " A blank key is no key.")
+        ).strip(),
+    )
 
 
 class BrandApiView(APIView):
@@ -132,8 +180,10 @@ BATCH_MAX_EVENTS = 1000
 def _events_clean(brand: Brand, items: list) -> list[tuple[CleanEvent | None, dict | None]]:
     """Validate events as sent; a custom type the cached list does not know is looked up afresh first."""
     known = brand_event_types(brand.pk)
-    custom = {item.get("type") for item in items if isinstance(item, dict)} - {EarnRule.PURCHASE, Event.REFUND}
-    if any(isinstance(kind, str) and kind not in known for kind in custom):
+    # Only strings can be types (anything else is refused by the validator): a `type` that is a JSON object
+    # or list must not reach the set, where it is unhashable.
+    kinds = {item["type"] for item in items if isinstance(item, dict) and isinstance(item.get("type"), str)}
+    if any(kind not in known for kind in kinds - {EarnRule.PURCHASE, Event.REFUND}):
         known = brand_event_types(brand.pk, fresh=True)
     validator = EventInput(known_types=known)
     return [validator.clean(item) for item in items]
@@ -158,13 +208,15 @@ class EventCollection(BrandApiView):
         ),
         request=EventInputSerializer,
         parameters=[
-            OpenApiParameter("wait", bool, description="wait up to 2 s for the outcome"),
-            OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter("wait", bool, description="wait up to 2 s for the outcome (default false)"),
+            idempotency_key_parameter(
+                required=False, description="Required for refunds and custom events; a purchase's is its order_id."
+            ),
         ],
         responses={
             201: OpenApiResponse(OpenApiTypes.OBJECT, description="processed"),
             202: OpenApiResponse(OpenApiTypes.OBJECT, description="pending"),
-            **error_responses(400, 401, 409, 422, 429),
+            **error_responses(400, 401, 409, 415, 422, 429),
         },
         examples=[
             OpenApiExample(
@@ -205,11 +257,14 @@ class EventCollection(BrandApiView):
         if key:
             data = {**data, "idempotency_key": key}
         [(clean, errors)] = _events_clean(self.brand, [data])
-        if errors:
+        wait = flag_value(request.query_params.get("wait"))
+        if errors or wait is None:
+            errors = errors or {}
             if "idempotency_key" in errors and (key or "idempotency_key" not in request.data):
                 errors["Idempotency-Key"] = errors.pop("idempotency_key")  # the header is this endpoint's key
+            if wait is None:
+                errors["wait"] = [FLAG_ERROR]
             raise serializers.ValidationError(errors)
-        wait = request.query_params.get("wait", "").lower() in WAIT_TRUE
         body, status, replayed = _event_answer(self.brand, clean, wait=wait)
         response = Response(body, status=status)
         if replayed:
@@ -229,9 +284,6 @@ class EventCollection(BrandApiView):
         events.initkwargs = view.initkwargs
         events.csrf_exempt = True  # as DRF's views (API keys, no cookies)
         return events
-
-
-WAIT_TRUE = {"1", "true", "yes"}
 
 
 def _event_answer(brand: Brand, clean: CleanEvent, *, wait: bool) -> tuple[dict, int, bool]:
@@ -269,7 +321,8 @@ def events_plain(request: HttpRequest) -> HttpResponse | None:
     that is too big...), before anything was done: DRF's view then answers it as it always did.
     """
     data = json_object_plain(request, max_bytes=_PLAIN_MAX_BYTES)
-    if data is None:
+    wait = flag_value(request.GET.get("wait"))
+    if data is None or wait is None:
         return None
     keyword, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
     api_key = recent_api_key(key.strip()) if keyword == ApiKeyAuthentication.keyword else None
@@ -283,7 +336,6 @@ def events_plain(request: HttpRequest) -> HttpResponse | None:
     [(clean, errors)] = _events_clean(api_key.brand, [data])
     if errors or not ApiKeyRateThrottle().allow_request(SimpleNamespace(auth=api_key), None):
         return None
-    wait = request.GET.get("wait", "").lower() in WAIT_TRUE
     body, status, replayed = _event_answer(api_key.brand, clean, wait=wait)
     response = HttpResponse(_RENDERER.render(body), status=status, content_type="application/json")
     for name, value in _PLAIN_HEADERS.items():
@@ -312,8 +364,20 @@ class EventBatch(BrandApiView):
             "`Idempotency-Key` header, the whole request replays its first answer, and events without a key of their "
             "own are keyed by the header and their position."
         ),
-        request=inline_serializer("EventBatchRequest", {"events": EventInputSerializer(many=True)}),
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        request=inline_serializer(
+            "EventBatchRequest",
+            {
+                # Any JSON value: each event is validated on its own and a bad one is answered in its result
+                # (a 400 there), never by failing the request, so the request's schema cannot refuse it.
+                "events": serializers.ListField(
+                    child=serializers.JSONField(),
+                    min_length=1,
+                    max_length=BATCH_MAX_EVENTS,
+                    help_text="Events, each shaped as the body of `POST /api/v1/events` (EventInput).",
+                )
+            },
+        ),
+        parameters=[idempotency_key_parameter(required=False)],
         responses={
             200: inline_serializer(
                 "EventBatchResponse",
@@ -324,8 +388,7 @@ class EventBatch(BrandApiView):
                     "refused": serializers.IntegerField(help_text="events answered with an error"),
                 },
             ),
-            **error_responses(400, 401, 409, 429),
-            413: OpenApiResponse(ERROR_SHAPE, description="payload_too_large"),
+            **error_responses(400, 401, 409, 415, 429),
         },
         examples=[
             OpenApiExample(
@@ -424,7 +487,7 @@ class EventDetail(BrandApiView):
         summary="An event and its outcome",
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="the event"),
-            **error_responses(401, 404),
+            **error_responses(401, 404, 429),
         },
         examples=[OpenApiExample("awarded", response_only=True, value=EVENT_EXAMPLE)],
     )
@@ -457,10 +520,14 @@ class MemberCollection(BrandApiView):
     @extend_schema(
         operation_id="members_list",
         summary="Find members by email or external id",
-        parameters=[OpenApiParameter("email", str), OpenApiParameter("external_id", str)],
+        description="Give `email`, `external_id` or both (a 400 without either).",
+        parameters=[
+            OpenApiParameter("email", {"type": "string", "format": "email", "maxLength": 254}),
+            OpenApiParameter("external_id", {"type": "string", "minLength": 1, "maxLength": 120, "pattern": NOT_BLANK}),
+        ],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="`results`: a list, empty when unknown"),
-            **error_responses(400, 401),
+            **error_responses(400, 401, 429),
         },
         examples=[OpenApiExample("found", response_only=True, value={"results": [MEMBER_EXAMPLE]})],
     )
@@ -487,7 +554,7 @@ class MemberDetail(BrandApiView):
         summary="A member: balance, tier, progress, lifetime totals",
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="the member"),
-            **error_responses(401, 404),
+            **error_responses(401, 404, 429),
         },
         examples=[OpenApiExample("member", response_only=True, value=MEMBER_EXAMPLE)],
     )
@@ -501,11 +568,13 @@ class MemberTransactions(BrandApiView):
         summary="A member's signed points history, newest first",
         parameters=[
             OpenApiParameter("cursor", str),
-            OpenApiParameter("limit", int, description="1 to 200, default 50"),
+            OpenApiParameter(
+                "limit", {"type": "integer", "minimum": 1, "maximum": 200}, description="1 to 200, default 50"
+            ),
         ],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="`results` and `next_cursor`"),
-            **error_responses(400, 401, 404),
+            **error_responses(400, 401, 404, 429),
         },
         examples=[
             OpenApiExample(
@@ -547,10 +616,10 @@ class AdjustmentCollection(BrandApiView):
         operation_id="adjustments_create",
         summary="Add or remove points by hand, with a reason",
         request=AdjustmentInputSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=True)],
+        parameters=[idempotency_key_parameter(required=True)],
         responses={
             201: OpenApiResponse(OpenApiTypes.OBJECT, description="the adjustment and the balance after it"),
-            **error_responses(400, 401, 404, 409, 422),
+            **error_responses(400, 401, 404, 409, 415, 422, 429),
         },
         examples=[
             OpenApiExample(

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import EmailValidator
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiSerializerExtension, OpenApiSerializerFieldExtension
 from rest_framework import serializers
 
 from loyalty.currencies import ISO_4217
@@ -25,14 +26,67 @@ CENT = Decimal("0.01")
 EMAIL = EmailValidator()
 
 
+# A JSON Schema pattern for "not blank once trimmed": a character str.strip() keeps (Python's whitespace,
+# which includes \x1c-\x1f and \x85 that a regex's \s does not).
+NOT_BLANK = r"[^\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
+class TextField(serializers.CharField):
+    """DRF's CharField, taking only a JSON string. DRF's own also takes a number (5 is "5"), which the
+    schema (`type: string`) does not allow."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class TextFieldSchema(OpenApiSerializerFieldExtension):
+    """A TextField is trimmed: unless it may be blank, the schema says it needs a character that is not
+    whitespace (`"   "` is refused as blank, as `""` is)."""
+
+    target_class = TextField
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if self.target.allow_blank or not self.target.trim_whitespace:
+            return schema
+        return {**schema, "pattern": NOT_BLANK}
+
+
+class WholeNumberField(serializers.IntegerField):
+    """DRF's IntegerField, taking only a JSON integer. DRF's own also takes "5", "5.0" and 5.0, which the
+    schema (`type: integer`) does not allow."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class MemberRefSerializer(serializers.Serializer):
     email = serializers.EmailField(required=False, max_length=254)
-    external_id = serializers.CharField(required=False, max_length=120, allow_blank=False)
+    external_id = TextField(required=False, min_length=1, max_length=120)
 
     def validate(self, attrs):
         if not attrs.get("email") and not attrs.get("external_id"):
             raise serializers.ValidationError("Give the member's email or external_id.")
         return attrs
+
+
+class MemberRefSchema(OpenApiSerializerExtension):
+    """The schema says what validate() requires: an email, an external_id, or both (`{}` is a 400)."""
+
+    target_class = MemberRefSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        schema = super().map_serializer(auto_schema, direction)
+        return {**schema, "anyOf": [{"required": ["email"]}, {"required": ["external_id"]}]}
+
+
+# What EventInput takes as an amount: a string of a number from 0.01 with at most 12 digits before the
+# point and 2 after it (leading zeros aside).
+AMOUNT_PATTERN = r"^(?:0*[1-9]\d{0,11}(?:\.\d{0,2})?|0*\.(?:0[1-9]|[1-9]\d?))$"
 
 
 class EventInputSerializer(serializers.Serializer):
@@ -41,16 +95,23 @@ class EventInputSerializer(serializers.Serializer):
 
     type = serializers.SlugField(max_length=40, help_text='"purchase", "refund", or one of the brand\'s custom events.')
     member = MemberRefSerializer()
-    order_id = serializers.CharField(required=False, max_length=120, help_text="Required for a purchase or refund.")
-    amount = serializers.DecimalField(
-        required=False, max_digits=14, decimal_places=2, min_value=Decimal("0.01"), coerce_to_string=True
-    )
-    currency = serializers.CharField(required=False, min_length=3, max_length=3, help_text="ISO 4217.")
-    occurred_at = serializers.DateTimeField(required=False)
-    location_id = serializers.CharField(required=False, max_length=120, allow_blank=True)
-    metadata = serializers.JSONField(required=False, help_text="A JSON object, at most 16 KB.")
-    idempotency_key = serializers.CharField(
+    order_id = TextField(required=False, min_length=1, max_length=120, help_text="Required for a purchase or refund.")
+    amount = serializers.RegexField(
+        AMOUNT_PATTERN,
         required=False,
+        help_text='A decimal string from "0.01", at most 2 decimal places. Required for a purchase or refund.',
+    )
+    currency = serializers.RegexField(
+        r"^[A-Za-z]{3}$", required=False, help_text="An ISO 4217 code (any case). Required for a purchase."
+    )
+    occurred_at = serializers.DateTimeField(
+        required=False, help_text=f"Within the last {settings.EVENT_MAX_AGE_DAYS} days; default: now."
+    )
+    location_id = TextField(required=False, max_length=120, allow_blank=True)
+    metadata = serializers.DictField(required=False, help_text="A JSON object, at most 16 KB.")
+    idempotency_key = TextField(
+        required=False,
+        min_length=1,
         max_length=255,
         help_text="Batch items: the item's idempotency key (the single endpoint takes the Idempotency-Key header).",
     )
@@ -184,10 +245,10 @@ class EventInput:
                 errors[field] = ["This field is required."]
             return None
         value = data[field]
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
+        if not isinstance(value, str):  # a number too: the schema says string
             errors[field] = ["Not a valid string." if value is not None else "This field may not be null."]
             return None
-        value = str(value).strip()
+        value = value.strip()
         problem = self._text_problem(value)
         if problem:
             errors[field] = [problem]
@@ -227,11 +288,11 @@ class EventInput:
         if "amount" not in data:
             return None
         raw = data["amount"]
-        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-            errors["amount"] = ["A valid number is required."]
+        if not isinstance(raw, str):  # a JSON number too: the schema says a decimal string, as every example
+            errors["amount"] = ['Give the amount as a decimal string, e.g. "5.50".']
             return None
         try:
-            amount = Decimal(str(raw).strip())
+            amount = Decimal(raw.strip())
         except InvalidOperation:
             errors["amount"] = ["A valid number is required."]
             return None
@@ -300,13 +361,24 @@ def request_hash(body: object) -> str:
 
 class AdjustmentInputSerializer(serializers.Serializer):
     member = MemberRefSerializer()
-    points = serializers.IntegerField(min_value=-10_000_000, max_value=10_000_000)
-    reason = serializers.CharField(max_length=500)
+    points = WholeNumberField(min_value=-10_000_000, max_value=10_000_000)
+    reason = TextField(min_length=1, max_length=500)
 
     def validate_points(self, value: int) -> int:
         if value == 0:
             raise serializers.ValidationError("Must not be zero.")
         return value
+
+
+class AdjustmentInputSchema(OpenApiSerializerExtension):
+    """The schema says what validate_points() requires: points are not zero."""
+
+    target_class = AdjustmentInputSerializer
+
+    def map_serializer(self, auto_schema, direction):
+        schema = super().map_serializer(auto_schema, direction)
+        points = schema["properties"]["points"]
+        return {**schema, "properties": {**schema["properties"], "points": {**points, "not": {"enum": [0]}}}}
 
 
 # --- output ----------------------------------------------------------------------------------------

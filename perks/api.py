@@ -13,10 +13,10 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from loyalty.api import BrandApiView, error_responses
+from loyalty.api import BrandApiView, error_responses, idempotency_key_parameter, query_flag
 from loyalty.locks import MemberRef
 from loyalty.selectors import membership_balance
-from loyalty.serializers import MemberRefSerializer
+from loyalty.serializers import MemberRefSerializer, TextField, WholeNumberField
 from loyalty.services.idempotency import request_fingerprint
 from perks.models import Perk, Redemption
 from perks.selectors import perk_list_active, perk_refusal
@@ -25,7 +25,7 @@ from perks.services import RedeemNotFoundError, perk_redeem_request, redemption_
 
 class RedemptionInputSerializer(serializers.Serializer):
     member = MemberRefSerializer()
-    perk = serializers.IntegerField(min_value=1)
+    perk = WholeNumberField(min_value=1)
 
 
 def redemption_input(data) -> dict | None:
@@ -59,7 +59,7 @@ _UNSAFE = re.compile("[\x00\ud800-\udfff]")
 
 
 class VoucherInputSerializer(serializers.Serializer):
-    code = serializers.CharField(max_length=40)
+    code = TextField(min_length=1, max_length=40)
 
 
 def perk_out(perk: Perk, refusal=None, *, member_given: bool = False) -> dict:
@@ -117,10 +117,17 @@ class PerkCollection(BrandApiView):
         operation_id="perks_list",
         summary="The brand's active perks",
         parameters=[
-            OpenApiParameter("member", int, description="a member id: adds `redeemable` and `reason` per perk"),
+            OpenApiParameter(
+                "member",
+                {"type": "integer", "minimum": 1},
+                description="a member id: adds `redeemable` and `reason` per perk",
+            ),
             OpenApiParameter("redeemable", bool, description="with `member`: only the perks they can redeem now"),
         ],
-        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="`results`"), **error_responses(401, 404)},
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="`results`"),
+            **error_responses(400, 401, 404, 429),
+        },
         examples=[
             OpenApiExample(
                 "menu",
@@ -147,16 +154,17 @@ class PerkCollection(BrandApiView):
         ],
     )
     def get(self, request: Request) -> Response:
+        redeemable = query_flag(request, "redeemable")
         perks = list(perk_list_active(brand=self.brand))
         member_id = request.query_params.get("member")
-        if not member_id:
+        if member_id is None:  # `?member=` is no id either: a 400, as the schema (an integer) says
             return Response({"results": [perk_out(perk) for perk in perks]})
         if not (member_id.isascii() and member_id.isdecimal()):
             raise serializers.ValidationError({"member": ["A member id."]})
         membership = self.membership(int(member_id))
         balance = membership_balance(membership)
         rows = [(perk, perk_refusal(membership=membership, perk=perk, balance=balance)) for perk in perks]
-        if request.query_params.get("redeemable", "").lower() in {"1", "true", "yes"}:
+        if redeemable:
             rows = [(perk, refusal) for perk, refusal in rows if refusal is None]
         return Response({"results": [perk_out(perk, refusal, member_given=True) for perk, refusal in rows]})
 
@@ -167,10 +175,10 @@ class RedemptionCollection(BrandApiView):
         summary="Redeem a perk for a member",
         description="Spends the points at once. Send an `Idempotency-Key`: a retry replays the first answer.",
         request=RedemptionInputSerializer,
-        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        parameters=[idempotency_key_parameter(required=False)],
         responses={
             201: OpenApiResponse(OpenApiTypes.OBJECT, description="the redemption and the balance after"),
-            **error_responses(400, 401, 404, 409, 422),
+            **error_responses(400, 401, 404, 409, 415, 422, 429),
         },
         examples=[
             OpenApiExample("redeem", request_only=True, value={"member": {"email": "fan@example.com"}, "perk": 3}),
@@ -216,7 +224,7 @@ class RedemptionDetail(_BrandRedemptionView):
         summary="A redemption",
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="the redemption"),
-            **error_responses(401, 404),
+            **error_responses(401, 404, 429),
         },
         examples=[OpenApiExample("issued", response_only=True, value=REDEMPTION_EXAMPLE)],
     )
@@ -231,7 +239,7 @@ class RedemptionCancel(_BrandRedemptionView):
         request=None,
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="the cancelled redemption"),
-            **error_responses(401, 404, 422),
+            **error_responses(401, 404, 422, 429),
         },
         examples=[
             OpenApiExample(
@@ -251,7 +259,7 @@ class VoucherRedeem(BrandApiView):
         request=VoucherInputSerializer,
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="the fulfilled redemption"),
-            **error_responses(400, 401, 422),
+            **error_responses(400, 401, 415, 422, 429),
         },
         examples=[
             OpenApiExample("consume", request_only=True, value={"code": "K7QX3MWA9PTE"}),

@@ -1,8 +1,11 @@
 """Bad input anywhere under /api/ gets a 4xx in the error shape, and what no view handled a JSON 500:
 never Django's HTML pages (config.parsers, config.middleware)."""
 
+import json
+
 import pytest
 from django.db import OperationalError
+from django.test import Client
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from loyalty.models import EarnRule
@@ -112,3 +115,51 @@ def test_a_server_that_is_away_is_a_503_in_the_error_shape_with_retry_after(api,
     assert response.status_code == 503
     assert error_of(response)["code"] == "unavailable"
     assert response["Retry-After"] == "2"
+
+
+@pytest.mark.parametrize("kind", [{}, [], ["check_in"], {"a": 1}])
+@pytest.mark.parametrize("path", ["/api/v1/events", "/api/v1/events/batch"])
+def test_an_event_type_that_is_an_object_or_a_list_is_400_not_500(api, path, kind):
+    event = {"type": kind, "member": {"email": "a@b.co"}, "idempotency_key": "k-1"}
+    body = {"events": [event]} if path.endswith("/batch") else event
+
+    response = api.post(path, body, format="json")
+
+    if path.endswith("/batch"):
+        assert response.status_code == 200
+        [result] = response.json()["results"]
+        assert result["http_status"] == 400
+        assert "type" in result["body"]["error"]["fields"]
+    else:
+        assert response.status_code == 400
+        assert "type" in error_of(response)["fields"]
+
+
+def test_a_post_to_an_unknown_api_path_without_csrf_token_is_a_json_404(db):
+    client = Client(enforce_csrf_checks=True)
+    client.cookies["sessionid"] = "whatever"  # as a browser of a logged-in fan would send it
+
+    response = client.post("/api/v1/live/no such channel/lease")
+
+    assert response.status_code == 404
+    assert error_of(response)["code"] == "not_found"
+
+
+def test_a_csrf_failure_under_api_is_a_403_in_the_error_shape_and_the_html_page_elsewhere(rf):
+    from config.middleware import csrf_failure
+
+    api = csrf_failure(rf.post("/api/v1/anything"), reason="CSRF cookie not set.")
+    page = csrf_failure(rf.post("/login/"), reason="CSRF cookie not set.")
+
+    assert api.status_code == 403
+    assert json.loads(api.content)["error"] == {
+        "code": "csrf_failed",
+        "message": "CSRF Failed: CSRF cookie not set. Reload the page.",
+        "fields": {},
+    }
+    assert page.status_code == 403
+    assert page["Content-Type"].startswith("text/html")
+
+
+def test_csrf_failures_are_answered_by_the_api_aware_view(settings):
+    assert settings.CSRF_FAILURE_VIEW == "config.middleware.csrf_failure"

@@ -374,3 +374,33 @@ def test_a_compressed_minute_scales_the_heartbeat_gap_and_the_credited_minute(tv
     tv.clock.advance(3.5)  # over 0.75 x 4 s
     assert tab.beat().json()["reason"] == "gap_too_long"
     assert tab.beat(position=100).json()["reason"] == "off_schedule"  # the tolerance is 2 s here
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        ("{not json", "application/json", 400, "malformed_json"),
+        ("state=playing", "text/plain", 415, "unsupported_media_type"),
+    ],
+)
+def test_a_heartbeat_body_that_is_not_json_is_the_400_or_415_it_is_elsewhere_not_a_csrf_failure(
+    tv, body, content_type, status, code
+):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(tv.membership.member.user)
+    token = client.get(f"/b/{tv.brand.slug}/tv/").cookies["csrftoken"].value
+
+    response = client.post(
+        f"/api/v1/live/{tv.channel.slug}/heartbeat", body, content_type=content_type, HTTP_X_CSRFTOKEN=token
+    )
+
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+
+
+def test_a_csrf_failure_says_why_once(tv):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(tv.membership.member.user)
+
+    response = Tab(client, tv.channel, tv.clock).lease()
+
+    assert response.json()["error"]["message"] == "CSRF Failed: CSRF cookie not set. Reload the page."

@@ -55,6 +55,38 @@ def test_malformed_events_are_400_with_field_errors(coffee_api, change, field):
     assert Event.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"order_id": 123}, "order_id"),
+        ({"amount": 5.5}, "amount"),
+        ({"amount": 5}, "amount"),
+        ({"currency": 840}, "currency"),
+        ({"location_id": 12}, "location_id"),
+        ({"member": {"external_id": 1001}}, "member"),
+        ({"type": "check_in", "idempotency_key": 7}, "idempotency_key"),
+    ],
+)
+def test_a_number_where_the_schema_says_string_is_400(coffee_api, change, field):
+    body = {**GOOD, **change}
+    assert_error(coffee_api.post("/api/v1/events", body, format="json"), 400, "invalid_input", field)
+    assert Event.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"member": {"email": "m@example.com"}, "points": "25", "reason": "x"}, "points"),
+        ({"member": {"email": "m@example.com"}, "points": 25.0, "reason": "x"}, "points"),
+        ({"member": {"email": "m@example.com"}, "points": 25, "reason": 5}, "reason"),
+        ({"member": {"external_id": 1001}, "points": 25, "reason": "x"}, "member"),
+    ],
+)
+def test_an_adjustment_with_a_string_for_a_number_or_a_number_for_a_string_is_400(coffee_api, body, field):
+    response = coffee_api.post("/api/v1/adjustments", body, format="json", HTTP_IDEMPOTENCY_KEY="adj-1")
+    assert_error(response, 400, "invalid_input", field)
+
+
 @pytest.mark.parametrize("missing", ["type", "member", "order_id", "amount", "currency"])
 def test_a_missing_field_is_400_naming_it(coffee_api, missing):
     body = {k: v for k, v in GOOD.items() if k != missing}

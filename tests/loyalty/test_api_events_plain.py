@@ -88,3 +88,29 @@ def test_what_the_plain_path_does_not_take_drf_answers(coffee_api, plain_calls, 
     assert plain_calls == [None]
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_input"
+
+
+@pytest.mark.parametrize("wait", ["maybe", "null", ""])
+def test_a_wait_that_is_not_a_boolean_is_left_to_drf_which_answers_400_and_stores_nothing(
+    coffee_api, plain_calls, wait
+):
+    from loyalty.models import Event
+
+    coffee_api.get("/api/v1/members", {"email": "x@example.com"})  # the key is checked, and remembered
+
+    response = coffee_api.post(f"/api/v1/events?wait={wait}", purchase("W-1"), format="json")
+
+    assert plain_calls == [None]
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"wait": ["Must be true or false (also 1 or 0, yes or no)."]}
+    assert not Event.objects.exists()
+
+
+@pytest.mark.parametrize("wait", ["false", "0", "No", "FALSE"])
+def test_a_wait_that_says_no_answers_at_once_on_the_plain_path(coffee_api, plain_calls, wait):
+    coffee_api.get("/api/v1/members", {"email": "x@example.com"})
+
+    response = coffee_api.post(f"/api/v1/events?wait={wait}", purchase("W-2"), format="json")
+
+    assert plain_calls[0] is not None
+    assert response.status_code == 202

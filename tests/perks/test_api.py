@@ -107,6 +107,34 @@ def test_perk_list_for_a_member_says_what_they_can_redeem_now(shop):
     assert [p["id"] for p in redeemable] == [cheap.pk]
 
 
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"redeemable": "null"}, "redeemable"),
+        ({"redeemable": "maybe", "member": "1"}, "redeemable"),
+        ({"member": "-5"}, "member"),
+        ({"member": "null"}, "member"),
+        ({"member": ""}, "member"),
+    ],
+)
+def test_perk_list_parameters_the_schema_does_not_allow_are_400(shop, params, field):
+    _brand, _membership, client = shop
+
+    response = client.get("/api/v1/perks", params)
+
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == [field]
+
+
+def test_perk_list_redeemable_false_lists_every_perk_annotated(shop):
+    brand, membership, client = shop
+    cheap, dear = PerkFactory(brand=brand, cost=10), PerkFactory(brand=brand, cost=500)
+
+    response = client.get("/api/v1/perks", {"member": membership.pk, "redeemable": "false"})
+
+    assert {p["id"] for p in response.json()["results"]} == {cheap.pk, dear.pk}
+
+
 def test_cancel_refunds_once_and_a_second_cancel_changes_nothing(shop):
     brand, _membership, client = shop
     perk = PerkFactory(brand=brand, cost=30, stock=3)
@@ -235,3 +263,20 @@ def test_a_perk_id_beyond_any_id_is_404_not_a_crash(shop):
     _, _, client = shop
     body = {"member": {"email": "fan@example.com"}, "perk": 10**30}
     assert client.post("/api/v1/redemptions", body, format="json", HTTP_IDEMPOTENCY_KEY="big").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/redemptions", {"member": {"email": "x@example.com"}, "perk": "3"}, "perk"),
+        ("/api/v1/redemptions", {"member": {"email": "x@example.com"}, "perk": 3.0}, "perk"),
+        ("/api/v1/vouchers/redeem", {"code": 123456}, "code"),
+    ],
+)
+def test_a_string_for_a_number_or_a_number_for_a_string_is_400(shop, path, body, field):
+    _brand, _membership, client = shop
+
+    response = client.post(path, body, format="json")
+
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
