@@ -221,8 +221,8 @@ def _books(brand, load: Load) -> list[str]:
     the ledger reconciled and its chains intact, no 500s and every error in the error shape."""
     from django.db.models import Count, Sum
 
-    from config.bench.ingest import ledger_audit
-    from ledger.models import Balance, Transaction
+    from config.bench.ingest import ledger_audit, wallets_total
+    from ledger.models import Transaction
     from loyalty.models import Event
 
     problems = []
@@ -243,10 +243,8 @@ def _books(brand, load: Load) -> list[str]:
     if postings != len(keys):
         problems.append(f"{len(keys)} events earned points, {postings} ledger postings")
     points = earned.aggregate(total=Sum("points"))["total"] or 0
-    wallets = Balance.objects.filter(account__code__startswith=f"brand:{brand.pk}:wallet:").aggregate(
-        total=Sum("balance")
-    )["total"]
-    if points != (wallets or 0):
+    wallets = wallets_total(brand)
+    if points != wallets:
         problems.append(f"events earned {points} points, the wallets hold {wallets}")
     if load.statuses.get(500):
         problems.append(f"{load.statuses[500]} answers were 500")

@@ -291,7 +291,7 @@ def heartbeat(
         minute_ms,
         int(LEASE_MAX_AGE.total_seconds()),
         _MINUTES_TTL_SECONDS,
-        max(1, -(-2 * rate_window_ms // 1000)),
+        _rate_ttl_seconds(rate_window_ms),
     )
     reply = _heartbeat_script(constants)(
         keys=[
@@ -335,12 +335,17 @@ def minutes_counter_restore(*, membership_id: int, day: str, recorded: int) -> N
     _redis().set(_MINUTES_KEY.format(membership_id=membership_id, day=day), recorded, nx=True, ex=_MINUTES_TTL_SECONDS)
 
 
+def _rate_ttl_seconds(window_ms: int) -> int:
+    """A rate window's counter outlives its window (two of them, whole seconds), then goes."""
+    return max(1, -(-2 * window_ms // 1000))
+
+
 def rate_count(*, what: str, who: str, window_ms: int, now_ms: int) -> int:
     """Count one `what` (e.g. a lease request) by `who` in the current window; returns the count so far."""
     key = _RATE_KEY.format(what=what, who=who, window=now_ms // window_ms)
     pipe = _redis().pipeline(transaction=False)
     pipe.incr(key)
-    pipe.expire(key, max(1, -(-2 * window_ms // 1000)))  # the key is the window's own: renewing is harmless
+    pipe.expire(key, _rate_ttl_seconds(window_ms))  # the key is the window's own: renewing is harmless
     count, _ = pipe.execute()
     return int(count)
 

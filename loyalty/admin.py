@@ -18,7 +18,7 @@ from unfold.admin import ModelAdmin, TabularInline
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from config.errors import ApplicationError
-from config.forms import form_nonce, form_nonce_from
+from config.forms import form_errors_add, form_nonce, form_nonce_from
 from loyalty import selectors
 from loyalty.admin_site import BrandScopedAdmin, SuperuserWritesMixin, portal_brand_ids, scope_to_brands
 from loyalty.forms import ThrottledAdminAuthenticationForm
@@ -329,11 +329,7 @@ class MembershipAdmin(BrandScopedAdmin):
                     name=form.cleaned_data["name"],
                 )
             except ApplicationError as error:
-                for field, field_errors in error.fields.items():
-                    for message in field_errors:
-                        form.add_error(field if field in form.fields else None, message)
-                if not error.fields:
-                    form.add_error(None, error.message)
+                form_errors_add(form, error)
             else:
                 self.log_addition(request, membership, [{"added": {}}])
                 messages.success(request, f"{membership.member} joined {membership.brand}.")

@@ -12,6 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from config.errors import ApplicationError
+from config.forms import form_errors_add
 from config.http import client_ip
 from loyalty import login_throttle, selectors, services
 from loyalty.extensions import brand_links
@@ -47,9 +48,7 @@ def sign_up(request: HttpRequest) -> HttpResponse:
                 site_url=request.build_absolute_uri("/"),
             )
         except ApplicationError as error:
-            for field, field_errors in error.fields.items():
-                for message in field_errors:
-                    form.add_error(field, message)
+            form_errors_add(form, error)
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             messages.success(

@@ -158,12 +158,16 @@ def books_check(brand: Brand) -> list[str]:
     if doubled.exists():
         problems.append("an event was posted twice")
     points = awarded.aggregate(total=Sum("points"))["total"] or 0
-    wallets = Balance.objects.filter(account__code__startswith=f"brand:{brand.pk}:wallet:").aggregate(
-        total=Sum("balance")
-    )["total"]
-    if points != (wallets or 0):
+    wallets = wallets_total(brand)
+    if points != wallets:
         problems.append(f"events earned {points} points but the wallets hold {wallets}")
     return problems + ledger_audit()
+
+
+def wallets_total(brand: Brand) -> int:
+    """The points the brand's wallets hold (their rolled-up balance rows)."""
+    wallets = Balance.objects.filter(account__code__startswith=f"brand:{brand.pk}:wallet:")
+    return wallets.aggregate(total=Sum("balance"))["total"] or 0
 
 
 def ledger_audit() -> list[str]:

@@ -69,7 +69,7 @@ def user_profile_update(*, user: User, name: str) -> User:
     """The person's own name, on their login and on their member record (the identity every brand they
     joined shares). Brands keep the name they know a member by on the membership: it is not changed."""
     name = name.strip()[:120]
-    user.first_name = name[:150]
+    user.first_name = name
     user.save(update_fields=["first_name"])
     Member.objects.filter(user=user).update(name=name)
     return user
@@ -139,11 +139,7 @@ def membership_enroll(*, brand: Brand, email: str = "", external_id: str = "", n
         message = "Give an email, an external id, or both."
         raise ApplicationError("member_required", message, fields={"email": [message]})
     if external_id and Membership.objects.filter(brand=brand, external_id=external_id).exists():
-        raise ApplicationError(
-            "external_id_taken",
-            f"Another member of {brand.name} has the external id {external_id}.",
-            fields={"external_id": ["Already used by another member of this brand."]},
-        )
+        raise _external_id_taken(brand, external_id)
     member = member_get_or_create_by_email(email=email) if email else Member.objects.create()
     if Membership.objects.filter(brand=brand, member=member).exists():
         raise ApplicationError(
@@ -158,12 +154,16 @@ def membership_enroll(*, brand: Brand, email: str = "", external_id: str = "", n
             with transaction.atomic():
                 membership.save(update_fields=["external_id"])
         except IntegrityError as error:  # a till or another staff member took it a moment ago
-            raise ApplicationError(
-                "external_id_taken",
-                f"Another member of {brand.name} has the external id {external_id}.",
-                fields={"external_id": ["Already used by another member of this brand."]},
-            ) from error
+            raise _external_id_taken(brand, external_id) from error
     return membership
+
+
+def _external_id_taken(brand: Brand, external_id: str) -> ApplicationError:
+    return ApplicationError(
+        "external_id_taken",
+        f"Another member of {brand.name} has the external id {external_id}.",
+        fields={"external_id": ["Already used by another member of this brand."]},
+    )
 
 
 @transaction.atomic

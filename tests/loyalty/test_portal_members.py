@@ -139,3 +139,25 @@ def test_enrolling_into_another_brand_is_refused(client, shared_member):
     response = client.post(reverse("admin:loyalty_membership_add"), {"brand": bravo.pk, "email": "x@example.com"})
     assert response.status_code == 200
     assert not Member.objects.filter(email="x@example.com").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_enrolling_one_external_id_at_once_make_one_membership_and_clear_refusals():
+    from config.errors import ApplicationError
+    from loyalty.services import membership_enroll
+    from tests.concurrency import run_concurrently
+
+    brand = BrandFactory(slug="rush")
+
+    def enroll(n: int):
+        try:
+            return membership_enroll(brand=brand, email=f"p{n}@example.com", external_id="POS-1").pk
+        except ApplicationError as error:
+            return error.code
+
+    results = run_concurrently(enroll, 8)
+
+    assert sum(isinstance(result, int) for result in results) == 1, results
+    assert {result for result in results if not isinstance(result, int)} == {"external_id_taken"}
+    assert Membership.objects.filter(brand=brand, external_id="POS-1").count() == 1
+    assert not Member.objects.filter(email__in=[f"p{n}@example.com" for n in range(8)], memberships=None).exists()
