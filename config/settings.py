@@ -308,6 +308,9 @@ CELERY_BEAT_SCHEDULE = {
     "idempotency-keys-purge": {"task": "loyalty.tasks.idempotency_purge_task", "schedule": 3600.0},
     # Catches events nobody woke a worker for (Redis or the broker away, a worker killed).
     "events-pending-sweep": {"task": "loyalty.tasks.events_pending_sweep_task", "schedule": 10.0},
+    # The points lifecycle (releases, expiry, tiers) runs once per day of each brand's timezone; this
+    # only looks for brands whose day changed since their last run.
+    "lifecycle-due": {"task": "loyalty.tasks.lifecycle_due_task", "schedule": 900.0},
 }
 
 # --- Livestream ---------------------------------------------------------------------------------

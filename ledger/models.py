@@ -18,6 +18,7 @@ class Account(models.Model):
     class Kind(models.TextChoices):
         ISSUANCE = "issuance", "Issuance"
         WALLET = "wallet", "Wallet"
+        PENDING = "pending", "Pending (not yet spendable)"
         REDEMPTIONS = "redemptions", "Redemptions"
         EXPIRED = "expired", "Expired"
         ADJUSTMENTS = "adjustments", "Adjustments"

@@ -37,6 +37,7 @@ from loyalty.models import (
 from loyalty.serializers import statement_entry_out
 from loyalty.services import brand_staff_add, brand_staff_remove, membership_enroll
 from loyalty.services.earning import adjustment_create
+from loyalty.services.lifecycle import tiers_reevaluate_queue
 from loyalty.services.processing import events_retry
 
 admin.site.unregister(APIKey)  # Tally's keys are BrandApiKey: every key belongs to a brand
@@ -250,14 +251,24 @@ class MembershipAdmin(BrandScopedAdmin):
     # The brand's own data only: the member's email (the brand was given it), the brand's name and id for them.
     search_fields = ["member__email", "name", "external_id"]
     list_select_related = ["member", "brand", "tier", "wallet__balance"]
-    readonly_fields = ["joined_at", "points_summary", "history"]
+    readonly_fields = ["joined_at", "tier_since", "tier_valid_until", "points_summary", "tier_history", "history"]
     # The engine owns the tier (qualifying points); member and brand are the membership's identity,
     # and its wallet holds that brand's points.
     readonly_on_change = ["member", "brand", "tier"]
     fieldsets = (
-        (None, {"fields": ("member", "brand", "name", "status", "external_id", "tier", "joined_at")}),
+        (None, {"fields": ("member", "brand", "name", "status", "external_id", "joined_at")}),
+        ("Tier", {"fields": ("tier", "tier_since", "tier_valid_until", "tier_history")}),
         ("Points", {"fields": ("points_summary", "history")}),
     )
+
+    @admin.display(description="tier changes (latest 20)")
+    def tier_history(self, membership: Membership) -> str:
+        if membership.pk is None:
+            return "—"
+        return render_to_string(
+            "admin/loyalty/membership_tier_changes.html",
+            {"changes": selectors.membership_tier_changes(membership, limit=20)},
+        )
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -285,11 +296,14 @@ class MembershipAdmin(BrandScopedAdmin):
                 "needed": needed,
                 "percent": 100 if not tier.threshold else min(100, qualifying * 100 // tier.threshold),
             }
+        balance = selectors.membership_balance(membership)
         return render_to_string(
             "admin/loyalty/membership_points.html",
             {
                 "membership": membership,
-                "balance": selectors.membership_balance(membership),
+                "balance": balance,
+                "pending": selectors.membership_pending(membership),
+                "expiring": selectors.membership_expiring(membership, balance=balance)[:3],
                 "qualifying": qualifying,
                 "progress": progress,
                 "adjust_url": reverse("admin:loyalty_membership_adjust", args=[membership.pk]),
@@ -402,13 +416,22 @@ class EarnRuleAdmin(BrandScopedAdmin):
         (
             "Purchases",
             {
-                "fields": ("points_per_unit", "currency", "minimum_amount"),
-                "description": "For event type “purchase”: points = floor(amount x rate x tier multiplier).",
+                "fields": ("points_per_unit", "currency", "minimum_amount", "pending_days"),
+                "description": "For event type “purchase”: points = floor(amount x rate x tier multiplier). "
+                "With a return window, the points are pending (not spendable) for that many days.",
             },
         ),
         (
             "Custom events",
             {"fields": ("points",), "description": "Fixed points per event (check_in, review, ...)."},
+        ),
+        (
+            "Streak bonus (custom events)",
+            {
+                "fields": ("streak_length", "streak_period", "streak_bonus"),
+                "description": "A bonus once a member has an awarded event this many days (or weeks) in a row, "
+                "counted in the brand's timezone; paid once per streak.",
+            },
         ),
         ("Caps per member (brand timezone)", {"fields": ("cap_per_day", "cap_per_week", "cap_per_month")}),
         ("Active window", {"fields": ("active_from", "active_until")}),
@@ -436,9 +459,22 @@ class EarnRuleAdmin(BrandScopedAdmin):
 
 @admin.register(Tier)
 class TierAdmin(BrandScopedAdmin):
-    list_display = ["name", "brand", "rank", "threshold", "multiplier"]
+    list_display = ["name", "brand", "rank", "threshold", "multiplier", "points_never_expire"]
     list_filter = ["brand"]
     ordering = ["brand", "rank"]
+
+    # Members are re-weighed against the edited tiers by a worker (a brand may have a million of them),
+    # by the same rules as the daily lifecycle job.
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change or {"threshold", "rank"} & set(form.changed_data):
+            tiers_reevaluate_queue(brand_id=obj.brand_id)
+            messages.info(request, f"The members of {obj.brand} are being re-evaluated against the new tiers.")
+
+    def delete_model(self, request, obj):
+        brand_id = obj.brand_id
+        super().delete_model(request, obj)
+        tiers_reevaluate_queue(brand_id=brand_id)
 
 
 class ReadOnlyBrandScopedAdmin(BrandScopedAdmin):

@@ -35,6 +35,7 @@ from loyalty.serializers import (
     MemberRefSerializer,
     adjustment_out,
     event_out,
+    member_detail_out,
     member_out,
     statement_entry_out,
 )
@@ -509,7 +510,11 @@ MEMBER_EXAMPLE = {
     "status": "active",
     "joined_at": "2026-01-03T10:00:00+00:00",
     "balance": 512,
+    "pending": 40,
+    "expiring": [{"points": 120, "on": "2026-08-01"}, {"points": 392, "on": "2026-10-01"}],
     "tier": {"name": "Gold", "multiplier": "1.20"},
+    "tier_since": "2026-03-14T18:02:11+00:00",
+    "tier_valid_until": None,
     "qualifying_points": 612,
     "next_tier": {"name": "Reserve", "points_needed": 1888},
     "lifetime": {"earned": 700, "redeemed": 188, "expired": 0},
@@ -551,15 +556,32 @@ class MemberCollection(BrandApiView):
 class MemberDetail(BrandApiView):
     @extend_schema(
         operation_id="members_retrieve",
-        summary="A member: balance, tier, progress, lifetime totals",
+        summary="A member: balance, pending and expiring points, tier, progress, tier changes, lifetime totals",
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="the member"),
             **error_responses(401, 404, 429),
         },
-        examples=[OpenApiExample("member", response_only=True, value=MEMBER_EXAMPLE)],
+        examples=[
+            OpenApiExample(
+                "member",
+                response_only=True,
+                value={
+                    **MEMBER_EXAMPLE,
+                    "tier_changes": [
+                        {
+                            "from": "Green",
+                            "to": "Gold",
+                            "reason": "earned",
+                            "qualifying_points": 512,
+                            "at": "2026-03-14T18:02:11+00:00",
+                        }
+                    ],
+                },
+            )
+        ],
     )
     def get(self, request: Request, member_id: int) -> Response:
-        return Response(member_out(self.membership(member_id)))
+        return Response(member_detail_out(self.membership(member_id)))
 
 
 class MemberTransactions(BrandApiView):

@@ -15,9 +15,16 @@ Rules, in event order per member (the order the API accepted them):
 - earned points count toward the tier: qualifying points are those earned in the last
   `tier_window_months` months (the current one included); the event that crosses a threshold earns
   at the old rate, the next one at the new;
-- a refund takes back floor(awarded x refunded / amount) of its purchase on the running total, at
-  most what the wallet holds (the rest is recorded as unrecovered), and lowers the qualifying points:
-  a tier those points bought is taken back at once.
+- a purchase under a rule with a return window (`pending_days`) earns pending points: counted toward
+  the tier at once, spendable when the lifecycle job releases them on `pending_until`;
+- a custom event whose rule has a streak pays the bonus once when its run of consecutive brand days
+  (or weeks) with an awarded event reaches the streak's length; a gap starts a new run;
+- every earn names the month its points expire with (its lot): the month it occurred in, or, for an
+  event processed so late that this month's points have expired already, the oldest month still live;
+- a refund takes back floor(awarded x refunded / amount) of its purchase on the running total: from the
+  pending points while its window is open (all of it), nothing once its points expired, else at most
+  what the wallet holds (the rest is recorded as unrecovered); it lowers the qualifying points: a tier
+  those points bought is taken back at once.
 """
 
 from __future__ import annotations
@@ -51,6 +58,10 @@ class RuleSpec:
     cap_per_month: int | None
     active_from: dt.datetime | None
     active_until: dt.datetime | None
+    pending_days: int = 0
+    streak_length: int | None = None
+    streak_period: str = "day"
+    streak_bonus: int | None = None
     caps: dict[str, int] = field(init=False)  # period -> cap, only the periods that have one
 
     def __post_init__(self) -> None:
@@ -65,6 +76,12 @@ class TierSpec:
     rank: int
     threshold: int
     multiplier: Decimal
+    points_never_expire: bool = False
+
+
+ROLLING = "rolling"
+CALENDAR_YEAR = "calendar_year"
+END_OF_PERIOD = "end_of_period"
 
 
 @dataclass(frozen=True)
@@ -75,9 +92,43 @@ class Program:
     tier_window_months: int
     rules: dict[str, RuleSpec]
     tiers: tuple[TierSpec, ...]  # by rank, lowest first
+    expire_months: int | None = None  # None: points never expire
+    tier_window: str = ROLLING
+    tier_downgrade: str = "immediately"
 
     def tier(self, tier_id: int | None) -> TierSpec | None:
         return next((tier for tier in self.tiers if tier.id == tier_id), None)
+
+    def window(self, now: dt.datetime) -> tuple[dt.date, dt.date]:
+        """The first and last month whose earned points qualify for a tier at `now`."""
+        current = month_floor(now, self.zone)
+        if self.tier_window == CALENDAR_YEAR:
+            return current.replace(month=1), current
+        return month_floor_back(now, self.zone, self.tier_window_months), current
+
+    def tier_keep_until(self, today: dt.date) -> dt.date | None:
+        """Under the end-of-period policy, the last day a tier qualified for on `today` is kept: the end of
+        the next qualification period (the following calendar year, or as many months on). None: a tier
+        goes as soon as the points do."""
+        if self.tier_downgrade != END_OF_PERIOD:
+            return None
+        if self.tier_window == CALENDAR_YEAR:
+            return dt.date(today.year + 1, 12, 31)
+        return months_add(today.replace(day=1), self.tier_window_months + 1) - dt.timedelta(days=1)
+
+    def live_lot(self, now: dt.datetime) -> dt.date | None:
+        """The oldest month whose points have not expired at `now` (None: points never expire)."""
+        if self.expire_months is None:
+            return None
+        return months_add(month_floor(now, self.zone), -self.expire_months)
+
+    def lot_expired(self, month: dt.date, now: dt.datetime, tier_id: int | None) -> bool:
+        """Whether the points of lot `month` have expired at `now` (a tier may keep them)."""
+        live = self.live_lot(now)
+        if live is None or month >= live:
+            return False
+        tier = self.tier(tier_id)
+        return not (tier and tier.points_never_expire)
 
     def counts_awards(self, event_type: str) -> bool:
         """Whether awards of this type are counted per member and day (loyalty.models.AwardCounter):
@@ -100,6 +151,14 @@ class MemberState:
     balance: int  # the wallet, locked by the caller
     buckets: dict[dt.date, int] = field(default_factory=dict)  # qualifying points by month (first day)
     counts: dict[tuple[str, dt.date], int] = field(default_factory=dict)  # awarded events by (type, brand day)
+    streaks: dict[str, StreakState] = field(default_factory=dict)  # the current run, by event type
+
+
+@dataclass(slots=True)
+class StreakState:
+    last_period: dt.date  # the run's last brand day, or the Monday of its last week
+    length: int
+    bonus_paid: bool
 
 
 @dataclass(slots=True)
@@ -115,6 +174,9 @@ class PurchaseState:
     refunded_amount: Decimal
     refunded_points: int
     occurred_at: dt.datetime
+    lot: dt.date | None = None  # the month its points expire with (None: not in a wallet, or unknown)
+    pending_until: dt.date | None = None  # earned pending (a return window), released on this day
+    released: bool = False  # its pending points were released to the wallet
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +203,21 @@ class Outcome:
     balance_after: int | None = None
     unrecovered: int = 0
     refund_of_id: int | None = None  # refunds: the purchase whose posting is reversed
+    lot: dt.date | None = None  # earns to the wallet: the month the points expire with
+    pending_until: dt.date | None = None  # earns: pending until this brand day (refunds: of their purchase)
+    streak_bonus: int = 0  # part of `points`
+    # Refunds: where the points come back from: "pending" (the window is open), "released" (the wallet,
+    # through the release of the pending points), "wallet", or "" (nothing: expired or none owed).
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TierMove:
+    membership_id: int
+    from_id: int | None
+    to_id: int | None
+    reason: str  # loyalty.models.TierChange.Reason
+    qualifying: int
 
 
 @dataclass
@@ -151,7 +228,11 @@ class Decision:
     # (membership id, event type, brand day) -> (awarded events, points) to add
     counts: dict[tuple[int, str, dt.date], tuple[int, int]] = field(default_factory=dict)
     tiers: dict[int, int | None] = field(default_factory=dict)  # membership id -> new tier id
+    tier_moves: list[TierMove] = field(default_factory=list)  # every change, in order
     purchases: dict[int, PurchaseState] = field(default_factory=dict)  # purchases refunds changed
+    # (membership id, release day) -> pending points to add (negative: refunded inside the window)
+    pending: dict[tuple[int, dt.date], int] = field(default_factory=dict)
+    streaks: dict[tuple[int, str], StreakState] = field(default_factory=dict)  # runs that changed
 
 
 def cap_window_start(program: Program, event_type: str, when: dt.datetime) -> dt.date:
@@ -165,10 +246,13 @@ def cap_window_start(program: Program, event_type: str, when: dt.datetime) -> dt
 
 def month_floor_back(now: dt.datetime, zone: zoneinfo.ZoneInfo, months: int) -> dt.date:
     """The first month of a window of `months` months that ends with the month of `now` (in `zone`)."""
-    first = month_floor(now, zone)
-    for _ in range(months - 1):
-        first = (first - dt.timedelta(days=1)).replace(day=1)
-    return first
+    return months_add(month_floor(now, zone), 1 - months)
+
+
+def months_add(month: dt.date, months: int) -> dt.date:
+    """The first day of the month `months` after (or before, when negative) the month of `month`."""
+    index = month.year * 12 + month.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
 
 
 def qualifying_points(member: MemberState, window: tuple[dt.date, dt.date]) -> int:
@@ -214,7 +298,12 @@ def _add(mapping: dict, key, value) -> None:
 
 
 def _award(
-    program: Program, event: EventIn, member: MemberState, decision: Decision, window: tuple[dt.date, dt.date]
+    program: Program,
+    event: EventIn,
+    member: MemberState,
+    decision: Decision,
+    window: tuple[dt.date, dt.date],
+    now: dt.datetime,
 ) -> Outcome:
     reason = _rejection(program, event, member)
     if reason:
@@ -234,17 +323,25 @@ def _award(
         member.counts[(event.type, day)] = member.counts.get((event.type, day), 0) + 1
         awarded, total = decision.counts.get((member.membership_id, event.type, day), (0, 0))
         decision.counts[(member.membership_id, event.type, day)] = (awarded + 1, total + points)
+    bonus = _streak(rule, member, decision, day) if rule.streak_length else 0
+    points += bonus
+    pending_until = lot = None
     if points > 0:
-        member.balance += points
         month = day.replace(day=1)
+        if rule.pending_days:
+            pending_until = day + dt.timedelta(days=rule.pending_days)
+            _add(decision.pending, (member.membership_id, pending_until), points)
+        else:
+            member.balance += points
+            live = program.live_lot(now)
+            lot = max(month, live) if live is not None else month
         _add(member.buckets, month, points)
         _add(decision.buckets, (member.membership_id, month), points)
         # The event that crosses a threshold has earned at the old rate (above); the next one gets the new.
         qualifying = qualifying_points(member, window)
         best = _best_tier(program, qualifying)
         if best is not None and (tier is None or best.rank > tier.rank):
-            member.tier_id = best.id
-            decision.tiers[member.membership_id] = best.id
+            _tier_move(member, decision, best, "earned", qualifying)
     return Outcome(
         event.id,
         member.membership_id,
@@ -253,7 +350,38 @@ def _award(
         tier_name=tier.name if tier else "",
         multiplier=multiplier,
         balance_after=member.balance,
+        lot=lot,
+        pending_until=pending_until,
+        streak_bonus=bonus,
     )
+
+
+def _streak(rule: RuleSpec, member: MemberState, decision: Decision, day: dt.date) -> int:
+    """Count an awarded event into its type's run of consecutive periods; the bonus when the run reaches
+    the streak's length, once per run. An event of a period the run has counted (or of an earlier one,
+    sent late) changes nothing."""
+    step = dt.timedelta(days=1 if rule.streak_period == "day" else 7)
+    period = day if rule.streak_period == "day" else day - dt.timedelta(days=day.weekday())
+    run = member.streaks.get(rule.event_type)
+    if run is not None and period <= run.last_period:
+        return 0
+    if run is None or period > run.last_period + step:
+        run = StreakState(last_period=period, length=1, bonus_paid=False)
+    else:
+        run = StreakState(last_period=period, length=run.length + 1, bonus_paid=run.bonus_paid)
+    member.streaks[rule.event_type] = run
+    decision.streaks[(member.membership_id, rule.event_type)] = run
+    if run.length >= rule.streak_length and not run.bonus_paid:
+        run.bonus_paid = True
+        return rule.streak_bonus or 0
+    return 0
+
+
+def _tier_move(member: MemberState, decision: Decision, tier: TierSpec | None, reason: str, qualifying: int) -> None:
+    to_id = tier.id if tier is not None else None
+    decision.tier_moves.append(TierMove(member.membership_id, member.tier_id, to_id, reason, qualifying))
+    member.tier_id = to_id
+    decision.tiers[member.membership_id] = to_id
 
 
 def _refund(
@@ -263,6 +391,7 @@ def _refund(
     purchase: PurchaseState,
     decision: Decision,
     window: tuple[dt.date, dt.date],
+    now: dt.datetime,
 ):
     if purchase.membership_id != member.membership_id:
         return Outcome(event.id, member.membership_id, REJECTED, "unknown_order")
@@ -270,19 +399,29 @@ def _refund(
     if event.amount > left:
         return Outcome(event.id, member.membership_id, REJECTED, "refund_exceeds_purchase")
     refunded_total = purchase.refunded_amount + event.amount
-    owed = taken = 0
+    owed = taken = unrecovered = 0
+    source = ""
     if purchase.status == AWARDED and purchase.points > 0:
         due = refund_points_due(awarded=purchase.points, purchase_amount=purchase.amount, refunded_total=refunded_total)
         owed = due - purchase.refunded_points
-        # Points already spent cannot be taken back: take what the wallet holds, record the rest.
-        taken = min(owed, member.balance)
     if owed > 0:
+        if purchase.pending_until is not None and not purchase.released:
+            # Inside the return window: the points were never spendable, all of them come back.
+            taken, source = owed, "pending"
+            _add(decision.pending, (member.membership_id, purchase.pending_until), -owed)
+        elif purchase.lot is not None and program.lot_expired(purchase.lot, now, member.tier_id):
+            pass  # its points expired already: there is nothing more to take back
+        else:
+            # Points already spent cannot be taken back: take what the wallet holds, record the rest.
+            taken = min(owed, member.balance)
+            unrecovered = owed - taken
+            member.balance -= taken
+            source = "released" if purchase.pending_until is not None else "wallet"
         month = month_floor(purchase.occurred_at, program.zone)
         qualifying_before = qualifying_points(member, window)
         _add(member.buckets, month, -owed)
         _add(decision.buckets, (member.membership_id, month), -owed)
         _tier_after_refund(program, member, decision, qualifying_before, qualifying_points(member, window))
-    member.balance -= taken
     purchase.refunded_amount = refunded_total
     purchase.refunded_points += owed
     decision.purchases[purchase.event_id] = purchase
@@ -292,8 +431,10 @@ def _refund(
         AWARDED,
         points=-taken,
         balance_after=member.balance,
-        unrecovered=owed - taken,
+        unrecovered=unrecovered,
         refund_of_id=purchase.event_id if taken > 0 else None,
+        pending_until=purchase.pending_until,
+        source=source if taken > 0 else "",
     )
 
 
@@ -312,8 +453,7 @@ def _tier_after_refund(
     if tier is None or before is None or tier.rank > before.rank:
         return
     if after is None or after.rank < tier.rank:
-        member.tier_id = after.id if after is not None else None
-        decision.tiers[member.membership_id] = member.tier_id
+        _tier_move(member, decision, after, "refund", qualifying_after)
 
 
 def decide(
@@ -330,7 +470,7 @@ def decide(
     purchase and its refund in one batch.
     """
     decision = Decision()
-    window = (month_floor_back(now, program.zone, program.tier_window_months), month_floor(now, program.zone))
+    window = program.window(now)
     for event in events:
         if event.rejection is not None or event.membership_id is None:
             decision.outcomes.append(Outcome(event.id, event.membership_id, REJECTED, event.rejection or "no_member"))
@@ -340,7 +480,7 @@ def decide(
             purchase = purchases.get(event.refund_of_id)
             if purchase is None or purchase.status == PENDING:
                 raise ValueError(f"refund {event.id}: its purchase must be processed before it")
-            decision.outcomes.append(_refund(program, event, member, purchase, decision, window))
+            decision.outcomes.append(_refund(program, event, member, purchase, decision, window, now))
         else:
-            decision.outcomes.append(_award(program, event, member, decision, window))
+            decision.outcomes.append(_award(program, event, member, decision, window, now))
     return decision

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower, Now
+from django.utils import timezone
 from rest_framework_api_key.models import AbstractAPIKey
 
 
@@ -76,6 +77,14 @@ class User(AbstractUser):
 
 
 class Brand(models.Model):
+    class TierWindow(models.TextChoices):
+        ROLLING = "rolling", "Rolling months"
+        CALENDAR_YEAR = "calendar_year", "Calendar year"
+
+    class TierDowngrade(models.TextChoices):
+        IMMEDIATELY = "immediately", "At once"
+        END_OF_PERIOD = "end_of_period", "At the end of the next qualification period (the tier is kept until then)"
+
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)
     timezone = models.CharField(
@@ -91,6 +100,27 @@ class Brand(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(60)],
         help_text="Tiers are qualified by the points earned in this many months, the current one included.",
     )
+    points_expire_months = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(120)],
+        help_text="Points expire this many months after the end of the month they were earned (Starbucks: 6). "
+        "Empty: points never expire.",
+    )
+    tier_window = models.CharField(
+        max_length=16,
+        choices=TierWindow.choices,
+        default=TierWindow.ROLLING,
+        help_text="Which earned points qualify for a tier: those of the last months (above), or of this calendar year.",
+    )
+    tier_downgrade = models.CharField(
+        max_length=16,
+        choices=TierDowngrade.choices,
+        default=TierDowngrade.IMMEDIATELY,
+        help_text="When a member whose qualifying points fall below their tier moves down.",
+    )
+    # The brand day the daily lifecycle job (expiry, pending releases, tiers) last ran for.
+    lifecycle_ran_on = models.DateField(null=True, blank=True, editable=False)
     is_active = models.BooleanField("active", default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -172,7 +202,16 @@ class Membership(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     joined_at = models.DateTimeField(auto_now_add=True)
     tier = models.ForeignKey("Tier", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    tier_since = models.DateTimeField(null=True, blank=True, editable=False)
+    # Under the brand's end-of-period policy: the member keeps the tier at least until this day (brand
+    # timezone), even when their qualifying points fall below it. NULL: the tier goes when the points do.
+    tier_valid_until = models.DateField(null=True, blank=True, editable=False)
     wallet = models.OneToOneField(
+        "ledger.Account", null=True, blank=True, editable=False, on_delete=models.PROTECT, related_name="+"
+    )
+    # Points earned inside a return window: in the ledger, not spendable until the lifecycle job releases
+    # them to the wallet (loyalty.services.lifecycle). Created on the first pending earn.
+    pending_wallet = models.OneToOneField(
         "ledger.Account", null=True, blank=True, editable=False, on_delete=models.PROTECT, related_name="+"
     )
     # Rollups kept by loyalty.signals from the ledger's posted signal, in the posting's transaction.
@@ -220,6 +259,9 @@ class Tier(models.Model):
         max_digits=5, decimal_places=2, default=Decimal("1.00"), help_text="Earn rate multiplier, e.g. 1.20."
     )
     benefits = models.TextField(blank=True)
+    points_never_expire = models.BooleanField(
+        default=False, help_text="A member who holds this tier keeps all their points: none expire meanwhile."
+    )
 
     brand_path = "brand"
 
@@ -264,6 +306,19 @@ class EarnRule(models.Model):
     cap_per_day = models.PositiveIntegerField(null=True, blank=True, help_text="Awarded events per member.")
     cap_per_week = models.PositiveIntegerField(null=True, blank=True)
     cap_per_month = models.PositiveIntegerField(null=True, blank=True)
+    pending_days = models.PositiveSmallIntegerField(
+        default=0,
+        validators=[MaxValueValidator(365)],
+        help_text="Purchases: points stay pending (not spendable) this many days, the return window. 0: spendable at once.",
+    )
+    streak_length = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(2), MaxValueValidator(366)],
+        help_text="Custom events: a bonus for this many consecutive days (or weeks) with at least one awarded event.",
+    )
+    streak_period = models.CharField(max_length=5, choices=[("day", "Days"), ("week", "Weeks")], default="day")
+    streak_bonus = models.PositiveIntegerField(null=True, blank=True, help_text="Points of the streak bonus, once per streak.")
     active_from = models.DateTimeField(null=True, blank=True)
     active_until = models.DateTimeField(null=True, blank=True)
     enabled = models.BooleanField(default=True)
@@ -287,6 +342,18 @@ class EarnRule(models.Model):
                     | (~models.Q(event_type="purchase") & models.Q(points__isnull=False, points__gt=0))
                 ),
                 name="earnrule_purchase_rate_or_fixed_points",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(streak_length__isnull=True, streak_bonus__isnull=True)
+                | (
+                    ~models.Q(event_type="purchase")
+                    & models.Q(streak_length__gte=2, streak_bonus__gt=0, streak_period__in=["day", "week"])
+                ),
+                name="earnrule_streak_complete",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(pending_days=0) | models.Q(event_type="purchase"),
+                name="earnrule_pending_purchases_only",
             ),
             models.CheckConstraint(
                 condition=models.Q(active_from__isnull=True)
@@ -314,8 +381,15 @@ class EarnRule(models.Model):
             if not self.currency:
                 errors["currency"] = "A purchase rule needs a currency."
             self.points = None
-        elif not self.points:
-            errors["points"] = "A custom event rule needs a number of points."
+            if self.streak_length or self.streak_bonus:
+                errors["streak_length"] = "Streaks are for custom events, not purchases."
+        else:
+            if not self.points:
+                errors["points"] = "A custom event rule needs a number of points."
+            if self.pending_days:
+                errors["pending_days"] = "Only purchase points wait out a return window."
+            if bool(self.streak_length) != bool(self.streak_bonus):
+                errors["streak_bonus"] = "A streak needs both a length and a bonus."
         if self.currency:
             self.currency = self.currency.upper()
         if self.active_from and self.active_until and self.active_until <= self.active_from:
@@ -384,6 +458,8 @@ class Event(models.Model):
         default=0, db_default=0, help_text="Refund: points owed back that the wallet no longer held (already spent)."
     )
     tier_name = models.CharField(max_length=60, blank=True, default="", db_default="", help_text="Tier when processed.")
+    # Purchases inside the rule's return window: the brand day their points become spendable.
+    pending_until = models.DateField(null=True, blank=True)
     multiplier = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
     balance_after = models.BigIntegerField(null=True, blank=True)
     # No FOREIGN KEY constraint: the processor sets it to a transaction it posted in the same database
@@ -537,3 +613,106 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.state})"
+
+
+class PointsLot(models.Model):
+    """The points a membership's wallet received in one month of the brand's calendar: what expires together.
+
+    Kept by loyalty.signals from every posting to a wallet, in the posting's transaction: an earn adds to
+    the month it was earned in, a refund takes back from its purchase's month, any other credit (an
+    adjustment, a cancelled redemption, released pending points) adds to the month it happened. Spending
+    does not touch lots: spending takes the oldest points first, so what is left of the wallet is always
+    its newest points, and the points of the lots up to month M still there are
+    max(0, balance - the lots after M) (loyalty.services.lifecycle). `closed` once the lot's expiry date
+    passed and the lifecycle job expired what was left of it.
+    """
+
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="points_lots", db_index=False)
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+", db_index=False)
+    month = models.DateField(help_text="First day of the month, brand timezone.")
+    points = models.BigIntegerField(default=0)
+    closed = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["membership", "month"], name="pointslot_membership_month_unique")]
+        indexes = [
+            # What the daily expiry looks for: a brand's lots that are still open, oldest month first.
+            models.Index(fields=["brand", "month"], name="pointslot_open_idx", condition=models.Q(closed=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.month:%Y-%m}: {self.points}"
+
+
+class PendingLot(models.Model):
+    """Purchase points of one membership waiting out their return window, by the day they are released."""
+
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="pending_lots", db_index=False)
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+", db_index=False)
+    release_on = models.DateField(help_text="The brand day the points become spendable.")
+    points = models.BigIntegerField(default=0)
+    # The ledger transaction that moved them to the wallet (NULL: still pending).
+    released_transaction = models.ForeignKey(
+        "ledger.Transaction", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["membership", "release_on"], name="pendinglot_membership_day_unique"),
+            models.CheckConstraint(condition=models.Q(points__gte=0), name="pendinglot_points_gte_0"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["brand", "release_on"],
+                name="pendinglot_unreleased_idx",
+                condition=models.Q(released_transaction__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.points} on {self.release_on}"
+
+
+class TierChange(models.Model):
+    """A membership's move from one tier to another: who, from, to, why and when. Append-only."""
+
+    class Reason(models.TextChoices):
+        EARNED = "earned", "Earned points"
+        REFUND = "refund", "A refund took back qualifying points"
+        REQUALIFICATION = "requalification", "Re-qualification"
+        ENROLLED = "enrolled", "Joined"
+
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="tier_changes")
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+", db_index=False)
+    from_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    to_tier = models.ForeignKey(Tier, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # The names as they were: a tier may be renamed or removed later, the record stays readable.
+    from_name = models.CharField(max_length=60, blank=True)
+    to_name = models.CharField(max_length=60, blank=True)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    qualifying_points = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    brand_path = "brand"
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_name or '-'} -> {self.to_name or '-'} ({self.reason})"
+
+
+class Streak(models.Model):
+    """A membership's current run of consecutive brand days (or weeks) with an awarded event of a type."""
+
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+", db_index=False)
+    event_type = models.SlugField(max_length=40)
+    last_period = models.DateField(help_text="The last day (or Monday of the last week) of the run.")
+    length = models.PositiveIntegerField(default=1)
+    bonus_paid = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["membership", "event_type"], name="streak_membership_type_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type}: {self.length} to {self.last_period}"

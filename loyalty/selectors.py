@@ -8,8 +8,21 @@ import time
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
+from ledger.models import Entry
 from ledger.selectors import StatementPage, account_balance_get, account_statement_list
-from loyalty.models import AwardCounter, Brand, BrandStaff, EarnRule, Membership, Tier, User
+from loyalty.engine import months_add
+from loyalty.models import (
+    AwardCounter,
+    Brand,
+    BrandStaff,
+    EarnRule,
+    Membership,
+    PendingLot,
+    PointsLot,
+    Tier,
+    TierChange,
+    User,
+)
 from loyalty.periods import month_start, period_bounds
 
 
@@ -42,18 +55,97 @@ def membership_for_user(*, user: User, brand: Brand) -> Membership | None:
 # --- points, tiers and history -------------------------------------------------------------------
 
 
-def qualifying_points(membership: Membership, *, now: dt.datetime | None = None) -> int:
-    """Points earned from earn events in the brand's rolling window of months, the current one included.
-
-    Reads at most `tier_window_months` rollup rows (QualifyingBucket), never the ledger.
-    """
-    brand = membership.brand
+def qualifying_window(brand: Brand, now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
+    """The first and last month whose points qualify for a tier: the brand's rolling months, or this
+    calendar year (the current month included either way)."""
     current = month_start(now or timezone.now(), brand)
-    first = current
-    for _ in range(brand.tier_window_months - 1):
-        first = (first - dt.timedelta(days=1)).replace(day=1)
+    if brand.tier_window == Brand.TierWindow.CALENDAR_YEAR:
+        return current.replace(month=1), current
+    return months_add(current, 1 - brand.tier_window_months), current
+
+
+def qualifying_points(membership: Membership, *, now: dt.datetime | None = None) -> int:
+    """Points earned from earn events in the brand's tier window.
+
+    Reads at most a few dozen rollup rows (QualifyingBucket), never the ledger.
+    """
+    first, current = qualifying_window(membership.brand, now)
     total = membership.qualifying_buckets.filter(month__gte=first, month__lte=current).aggregate(s=Sum("points"))
     return total["s"] or 0
+
+
+def membership_pending(membership: Membership) -> int:
+    """Points earned inside a return window, not spendable yet."""
+    return account_balance_get(membership.pending_wallet).balance if membership.pending_wallet_id else 0
+
+
+def membership_expiring(membership: Membership, *, balance: int | None = None) -> list[dict]:
+    """The points that will expire, by date, soonest first: [{"points": n, "on": date}].
+
+    Spending takes the oldest points first, so of the lots up to month M what is left is
+    max(0, balance - the lots after M); each lot's share is the difference to the lot before it. Reads
+    the member's open lots (a few dozen rows at most), never the ledger. Empty when the brand's points
+    never expire, or the member's tier keeps them.
+    """
+    months = membership.brand.points_expire_months
+    if months is None or (membership.tier is not None and membership.tier.points_never_expire):
+        return []
+    balance = membership_balance(membership) if balance is None else balance
+    lots = list(
+        PointsLot.objects.filter(membership=membership, closed=False).order_by("month").values_list("month", "points")
+    )
+    after = sum(points for _, points in lots)
+    expiring, counted = [], 0
+    for month, points in lots:
+        after -= points
+        left = max(0, balance - after)  # what is left of this lot and the older ones
+        if left > counted:
+            expiring.append({"points": left - counted, "on": months_add(month, months + 1)})
+            counted = left
+    return expiring
+
+
+def membership_pending_lots(membership: Membership) -> list[PendingLot]:
+    """The member's pending points by the day they become spendable, soonest first."""
+    return list(
+        PendingLot.objects.filter(membership=membership, released_transaction__isnull=True, points__gt=0).order_by(
+            "release_on"
+        )
+    )
+
+
+EVENT_TYPE_LABELS = {"purchase": "Purchase", "watch_minute": "Watching the livestream", "check_in": "Check-in"}
+
+
+def entry_reason(entry: Entry) -> str:
+    """Why a wallet entry happened, in words a fan reads on their wallet page."""
+    txn = entry.transaction
+    meta = txn.metadata or {}
+    if txn.kind == "earn":
+        event_type = meta.get("event_type", "")
+        label = EVENT_TYPE_LABELS.get(event_type, event_type.replace("_", " ").capitalize() or "Earned")
+        if meta.get("order_id"):
+            label = f"{label} {meta['order_id']}"
+        if meta.get("streak_bonus"):
+            label = f"{label} (with a {meta['streak_bonus']}-point streak bonus)"
+        return label
+    if txn.kind == "redeem":
+        return f"Redeemed: {txn.memo}" if txn.memo else "Redeemed a perk"
+    if txn.kind == "expiry":
+        return "Points expired"
+    if txn.kind == "release":
+        return "Pending points became spendable"
+    if txn.kind == "adjustment":
+        return f"Adjustment: {txn.memo}" if txn.memo else "Adjustment"
+    if txn.kind == "reversal":
+        if meta.get("event_type") == "refund":
+            return f"Refund of {meta.get('order_id')}" if meta.get("order_id") else "Refund"
+        return txn.memo.capitalize() if txn.memo else "Reversal"
+    return txn.memo or txn.kind.capitalize()
+
+
+def membership_tier_changes(membership: Membership, *, limit: int = 20) -> list[TierChange]:
+    return list(TierChange.objects.filter(membership=membership).order_by("-created_at", "-id")[:limit])
 
 
 def base_tier_id(*, brand_id: int) -> int | None:
@@ -78,7 +170,9 @@ def membership_balance(membership: Membership) -> int:
 def membership_list_for_brand(
     *, brand: Brand, email: str | None = None, external_id: str | None = None
 ) -> QuerySet[Membership]:
-    memberships = Membership.objects.filter(brand=brand).select_related("member", "tier", "brand", "wallet")
+    memberships = Membership.objects.filter(brand=brand).select_related(
+        "member", "tier", "brand", "wallet", "pending_wallet"
+    )
     if email:
         memberships = memberships.filter(member__email__iexact=email.strip())
     if external_id:

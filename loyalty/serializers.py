@@ -18,7 +18,14 @@ from rest_framework import serializers
 
 from loyalty.currencies import ISO_4217
 from loyalty.models import EarnRule, Event, Membership
-from loyalty.selectors import membership_balance, next_tier, qualifying_points
+from loyalty.selectors import (
+    membership_balance,
+    membership_expiring,
+    membership_pending,
+    membership_tier_changes,
+    next_tier,
+    qualifying_points,
+)
 
 METADATA_MAX_BYTES = 16 * 1024
 FUTURE_SKEW = dt.timedelta(minutes=5)
@@ -391,14 +398,22 @@ def tier_out(tier) -> dict | None:
 def member_out(membership: Membership) -> dict:
     qualifying = qualifying_points(membership)
     upcoming = next_tier(membership, qualifying)
+    balance = membership_balance(membership)
     return {
         "id": membership.pk,
         "email": membership.member.email,
         "external_id": membership.external_id,
         "status": membership.status,
         "joined_at": membership.joined_at.isoformat(),
-        "balance": membership_balance(membership),
+        "balance": balance,
+        "pending": membership_pending(membership),
+        "expiring": [
+            {"points": item["points"], "on": item["on"].isoformat()}
+            for item in membership_expiring(membership, balance=balance)
+        ],
         "tier": tier_out(membership.tier),
+        "tier_since": membership.tier_since.isoformat() if membership.tier_since else None,
+        "tier_valid_until": membership.tier_valid_until.isoformat() if membership.tier_valid_until else None,
         "qualifying_points": qualifying,
         "next_tier": {"name": upcoming[0].name, "points_needed": upcoming[1]} if upcoming else None,
         "lifetime": {
@@ -406,6 +421,24 @@ def member_out(membership: Membership) -> dict:
             "redeemed": membership.lifetime_redeemed,
             "expired": membership.lifetime_expired,
         },
+    }
+
+
+def tier_change_out(change) -> dict:
+    return {
+        "from": change.from_name or None,
+        "to": change.to_name or None,
+        "reason": change.reason,
+        "qualifying_points": change.qualifying_points,
+        "at": change.created_at.isoformat(),
+    }
+
+
+def member_detail_out(membership: Membership) -> dict:
+    """member_out, with the member's latest tier changes (newest first)."""
+    return {
+        **member_out(membership),
+        "tier_changes": [tier_change_out(change) for change in membership_tier_changes(membership, limit=10)],
     }
 
 

@@ -29,3 +29,39 @@ def idempotency_purge_task() -> int:
     from loyalty.services.idempotency import idempotency_records_purge
 
     return idempotency_records_purge()
+
+
+@shared_task
+def lifecycle_due_task() -> list[int]:
+    """Queue the daily lifecycle of every active brand whose day changed since its last run (Celery beat
+    calls this often; each brand runs once per day of its own timezone)."""
+    from loyalty.models import Brand
+    from loyalty.services.lifecycle import brand_today
+
+    queued = []
+    for brand in Brand.objects.filter(is_active=True):
+        today = brand_today(brand)
+        if brand.lifecycle_ran_on is None or brand.lifecycle_ran_on < today:
+            lifecycle_brand_task.delay(brand.pk, today.isoformat())
+            queued.append(brand.pk)
+    return queued
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, max_retries=8)
+def lifecycle_brand_task(brand_id: int, as_of: str) -> list[str]:
+    import datetime as dt
+
+    from loyalty.models import Brand
+    from loyalty.services.lifecycle import lifecycle_run
+
+    return lifecycle_run(brand=Brand.objects.get(pk=brand_id), as_of=dt.date.fromisoformat(as_of)).lines()
+
+
+@shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, max_retries=8)
+def tiers_reevaluate_task(brand_id: int) -> list[str]:
+    """Re-weigh a brand's members against its tiers (queued when staff edit the tiers)."""
+    from loyalty.models import Brand
+    from loyalty.services.lifecycle import brand_today, tiers_evaluate
+
+    brand = Brand.objects.get(pk=brand_id)
+    return tiers_evaluate(brand=brand, as_of=brand_today(brand)).lines()

@@ -22,4 +22,5 @@ urlpatterns = [
     path("me/profile/", views.profile, name="profile"),
     path("b/<slug:slug>/", views.brand_detail, name="brand_detail"),
     path("b/<slug:slug>/join/", views.brand_join, name="brand_join"),
+    path("b/<slug:slug>/wallet/", views.wallet, name="wallet"),
 ]

@@ -1,5 +1,5 @@
 """Fan pages: home, sign up and email verification, login and password reset, a brand's page with "join
-the fan club", and "my clubs"."""
+the fan club", a member's wallet, and "my clubs"."""
 
 from django.contrib import messages
 from django.contrib.auth import login
@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from config.errors import ApplicationError
 from config.forms import form_errors_add
 from config.http import client_ip
+from ledger.errors import InvalidCursorError
 from loyalty import login_throttle, selectors, services
 from loyalty.extensions import brand_links
 from loyalty.forms import ProfileForm, SignUpForm, ThrottledAuthenticationForm
@@ -124,6 +125,43 @@ def brand_detail(request: HttpRequest, slug: str) -> HttpResponse:
     balance = selectors.membership_balance(membership) if membership else None
     context = {"brand": brand, "membership": membership, "balance": balance, "links": brand_links(brand=brand)}
     return render(request, "loyalty/brand_detail.html", context)
+
+
+@login_required
+def wallet(request: HttpRequest, slug: str) -> HttpResponse:
+    """A member's points in one club: balance, pending, expiring, tier progress and the history."""
+    brand = get_object_or_404(Brand, slug=slug, is_active=True)
+    membership = selectors.membership_for_user(user=request.user, brand=brand)
+    if membership is None:
+        messages.info(request, f"Join the {brand.name} fan club to have a wallet there.")
+        return redirect("brand_detail", slug=brand.slug)
+    balance = selectors.membership_balance(membership)
+    qualifying = selectors.qualifying_points(membership)
+    upcoming = selectors.next_tier(membership, qualifying)
+    progress = None
+    if upcoming:
+        tier, needed = upcoming
+        percent = 100 if not tier.threshold else min(100, qualifying * 100 // tier.threshold)
+        progress = {"tier": tier, "needed": needed, "percent": percent}
+    try:
+        page = selectors.membership_statement(membership=membership, cursor=request.GET.get("after"), limit=20)
+    except InvalidCursorError:
+        return redirect("wallet", slug=brand.slug)
+    history = [(entry, selectors.entry_reason(entry)) for entry in page.entries] if page else []
+    context = {
+        "brand": brand,
+        "membership": membership,
+        "balance": balance,
+        "pending": selectors.membership_pending(membership),
+        "pending_lots": selectors.membership_pending_lots(membership),
+        "expiring": selectors.membership_expiring(membership, balance=balance)[:3],
+        "qualifying": qualifying,
+        "progress": progress,
+        "history": history,
+        "next_cursor": page.next_cursor if page else None,
+        "first_page": not request.GET.get("after"),
+    }
+    return render(request, "loyalty/wallet.html", context)
 
 
 @login_required

@@ -2,7 +2,8 @@
 
 Per brand: issuance (may go negative: minus its balance is what the brand has issued), adjustments
 (may go negative too), redemptions and expired (they only receive), and one wallet per membership,
-which may never go negative. All of a brand's accounts count the same unit, so no posting can mix
+which may never go negative, with, for brands whose purchases wait out a return window, one pending
+account per membership (points earned, not yet spendable; never negative either). All of a brand's accounts count the same unit, so no posting can mix
 two brands' points by accident.
 """
 
@@ -35,6 +36,11 @@ def brand_account(*, brand: Brand, kind: str) -> Account:
 
 def wallet_code(brand_id: int, membership_id: int) -> str:
     return f"brand:{brand_id}:wallet:{membership_id}"
+
+
+def pending_code(brand_id: int, membership_id: int) -> str:
+    """The membership's pending account: purchase points inside their return window, not spendable."""
+    return f"brand:{brand_id}:pending:{membership_id}"
 
 
 def membership_wallet(*, membership: Membership) -> Account:

@@ -33,8 +33,19 @@ from config.db import bulk_cursor
 from ledger.models import Account, Transaction
 from ledger.services import AccountSpec, Leg, Posting, accounts_get_or_create, transactions_post
 from loyalty import engine, locks, notify
-from loyalty.models import AwardCounter, Brand, EarnRule, Event, Membership, QualifyingBucket, Tier
-from loyalty.services.accounts import brand_account, brand_unit, wallet_code
+from loyalty.models import (
+    AwardCounter,
+    Brand,
+    EarnRule,
+    Event,
+    Membership,
+    PendingLot,
+    QualifyingBucket,
+    Streak,
+    Tier,
+    TierChange,
+)
+from loyalty.services.accounts import brand_account, brand_unit, pending_code, wallet_code
 from loyalty.services.members import MEMBER_MISMATCH, MembershipRaceError, memberships_resolve
 from loyalty.signals import events_processed
 
@@ -162,9 +173,12 @@ def _process_locked(
     purchases = locks.events_lock_rows(purchase_ids) if purchase_ids else {}
 
     program, issuance = _program(brand), _issuance_get(brand)
-    heads = locks.balances_lock([*wallets.values(), issuance.pk])
+    pending_wallets = _pending_wallets_ensure(brand, program, memberships, events, purchases, membership_of)
+    heads = locks.balances_lock([*wallets.values(), *pending_wallets.values(), issuance.pk])
     now = timezone.now()
     members = _members_state(program, memberships, wallets, heads, events, now)
+    originals = _originals(purchases)
+    releases = _releases(purchases)
 
     decision = engine.decide(
         program=program,
@@ -182,11 +196,14 @@ def _process_locked(
             for event in events
         ],
         members=members,
-        purchases={pk: _purchase_state(purchase) for pk, purchase in purchases.items()},
+        purchases={
+            pk: _purchase_state(program, purchase, originals, releases) for pk, purchase in purchases.items()
+        },
         now=now,
     )
     by_id = {event.id: event for event in events}
-    postings = _postings(decision, by_id, purchases, wallets, heads, heads[issuance.pk])
+    accounts = _Accounts(wallets, pending_wallets, heads, heads[issuance.pk])
+    postings = _postings(decision, by_id, purchases, accounts, originals, releases)
     posted = transactions_post(postings=postings, locked=heads) if postings else []
     transaction_of = {result.transaction.idempotency_key: result.transaction.pk for result in posted}
 
@@ -194,7 +211,9 @@ def _process_locked(
     _purchases_write(decision.purchases.values())
     _buckets_write(decision.buckets)
     _counters_write(decision.counts)
-    _tiers_write(decision.tiers)
+    pending_lots_add(brand_id=brand.pk, changes=decision.pending)
+    _streaks_write(decision.streaks)
+    tier_moves_write(program=program, brand_id=brand.pk, moves=decision.tier_moves, now=now)
     if not events_processed.has_listeners(Event):
         return [outcome.event_id for outcome in decision.outcomes]
     return list(Event.objects.filter(pk__any=by_id).order_by("pk"))
@@ -233,14 +252,32 @@ def _program(brand: Brand) -> engine.Program:
             cap_per_month=rule.cap_per_month,
             active_from=rule.active_from,
             active_until=rule.active_until,
+            pending_days=rule.pending_days,
+            streak_length=rule.streak_length,
+            streak_period=rule.streak_period,
+            streak_bonus=rule.streak_bonus,
         )
         for rule in EarnRule.objects.filter(brand=brand)
     }
+    return program_of(brand, rules)
+
+
+def program_of(brand: Brand, rules: dict[str, engine.RuleSpec] | None = None) -> engine.Program:
+    """The brand's program as the engine sees it (without its rules unless given: the lifecycle job
+    needs only the tiers and the calendar)."""
     tiers = tuple(
-        engine.TierSpec(tier.pk, tier.name, tier.rank, tier.threshold, tier.multiplier)
+        engine.TierSpec(tier.pk, tier.name, tier.rank, tier.threshold, tier.multiplier, tier.points_never_expire)
         for tier in Tier.objects.filter(brand=brand).order_by("rank")
     )
-    return engine.Program(zone=brand.zone, tier_window_months=brand.tier_window_months, rules=rules, tiers=tiers)
+    return engine.Program(
+        zone=brand.zone,
+        tier_window_months=brand.tier_window_months,
+        rules=rules or {},
+        tiers=tiers,
+        expire_months=brand.points_expire_months,
+        tier_window=brand.tier_window,
+        tier_downgrade=brand.tier_downgrade,
+    )
 
 
 def _wallets_ensure(brand: Brand, memberships: dict[int, locks.LockedMembership]) -> dict[int, int]:
@@ -264,6 +301,63 @@ def _wallets_ensure(brand: Brand, memberships: dict[int, locks.LockedMembership]
             [[membership.id for membership in missing], [membership.wallet_id for membership in missing]],
         )
     return {membership.id: membership.wallet_id for membership in memberships.values()}
+
+
+def _pending_wallets_ensure(brand, program, memberships, events, purchases, membership_of) -> dict[int, int]:
+    """membership id -> pending account id, for the memberships that may earn pending points in this batch
+    (purchases under a return window) or get refunds of pending points; created in bulk when missing."""
+    rule = program.rules.get(engine.PURCHASE)
+    wanted = set()
+    for event in events:
+        membership_id = membership_of[event.id]
+        if not isinstance(membership_id, int):
+            continue
+        if event.type == engine.PURCHASE and rule is not None and rule.pending_days:
+            wanted.add(membership_id)
+        elif event.refund_of_id in purchases and purchases[event.refund_of_id].pending_until is not None:
+            wanted.add(membership_id)
+    found = {m: memberships[m].pending_wallet_id for m in wanted if memberships[m].pending_wallet_id is not None}
+    missing = sorted(wanted - found.keys())
+    if missing:
+        codes = accounts_get_or_create(
+            specs=[
+                AccountSpec(code=pending_code(brand.pk, m), kind=Account.Kind.PENDING, unit=brand_unit(brand))
+                for m in missing
+            ]
+        )
+        for m in missing:
+            found[m] = memberships[m].pending_wallet_id = codes[pending_code(brand.pk, m)]
+        _execute(
+            f"""
+            UPDATE {Membership._meta.db_table} AS m SET pending_wallet_id = v.account_id
+              FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, account_id)
+             WHERE m.id = v.id AND m.pending_wallet_id IS NULL
+            """,  # noqa: S608 - only the table name is formatted in
+            [missing, [found[m] for m in missing]],
+        )
+    return found
+
+
+def _originals(purchases: dict[int, locks.EventRow]) -> dict[int, Transaction]:
+    """The earn transactions of the purchases that refunds undo, by id."""
+    ids = {purchase.ledger_transaction_id for purchase in purchases.values() if purchase.ledger_transaction_id}
+    return Transaction.objects.in_bulk(ids) if ids else {}
+
+
+def _releases(purchases: dict[int, locks.EventRow]) -> dict[tuple[int, dt.date], Transaction]:
+    """The release transactions of the pending lots of these purchases that were released, by
+    (membership id, release day)."""
+    keys = {(p.membership_id, p.pending_until) for p in purchases.values() if p.pending_until is not None}
+    if not keys:
+        return {}
+    lots = PendingLot.objects.filter(
+        membership_id__in={key[0] for key in keys},
+        release_on__in={key[1] for key in keys},
+        released_transaction__isnull=False,
+    ).values_list("membership_id", "release_on", "released_transaction_id")
+    found = {(m, day): txn for m, day, txn in lots if (m, day) in keys}
+    transactions = Transaction.objects.in_bulk(set(found.values()))
+    return {key: transactions[txn] for key, txn in found.items()}
 
 
 def _members_state(program, memberships, wallets, heads, events, now) -> dict[int, engine.MemberState]:
@@ -295,10 +389,29 @@ def _members_state(program, memberships, wallets, heads, events, now) -> dict[in
         ).values_list("membership_id", "event_type", "day", "awarded")
         for membership_id, event_type, day, awarded in rows:
             members[membership_id].counts[(event_type, day)] = awarded
+    streak_types = {event.type for event in events if getattr(program.rules.get(event.type), "streak_length", None)}
+    if streak_types:
+        rows = Streak.objects.filter(membership_id__any=members, event_type__in=streak_types).values_list(
+            "membership_id", "event_type", "last_period", "length", "bonus_paid"
+        )
+        for membership_id, event_type, last_period, length, paid in rows:
+            members[membership_id].streaks[event_type] = engine.StreakState(last_period, length, paid)
     return members
 
 
-def _purchase_state(purchase: locks.EventRow) -> engine.PurchaseState:
+def _purchase_state(
+    program: engine.Program,
+    purchase: locks.EventRow,
+    originals: dict[int, Transaction],
+    releases: dict[tuple[int, dt.date], Transaction],
+) -> engine.PurchaseState:
+    released = None
+    if purchase.pending_until is not None:
+        released = releases.get((purchase.membership_id, purchase.pending_until))
+        lot = lot_of(released, program.zone) if released is not None else None
+    else:
+        original = originals.get(purchase.ledger_transaction_id)
+        lot = lot_of(original, program.zone) if original is not None else None
     return engine.PurchaseState(
         event_id=purchase.id,
         membership_id=purchase.membership_id,
@@ -309,49 +422,98 @@ def _purchase_state(purchase: locks.EventRow) -> engine.PurchaseState:
         refunded_amount=purchase.refunded_amount,
         refunded_points=purchase.refunded_points,
         occurred_at=purchase.occurred_at,
+        lot=lot,
+        pending_until=purchase.pending_until,
+        released=released is not None,
     )
+
+
+def lot_of(txn: Transaction, zone) -> dt.date:
+    """The month the wallet credit of `txn` expires with: its recorded lot, else the month it was posted."""
+    lot = txn.metadata.get("lot")
+    return dt.date.fromisoformat(lot) if lot else txn.created_at.astimezone(zone).date().replace(day=1)
 
 
 # --- writing ---------------------------------------------------------------------------------------
 
 
-def _postings(decision, by_id, purchases, wallets, heads, issuance) -> list[Posting]:
-    reversed_ids = {purchases[o.refund_of_id].ledger_transaction_id for o in decision.outcomes if o.refund_of_id}
-    originals = Transaction.objects.in_bulk(reversed_ids) if reversed_ids else {}
+@dataclass(frozen=True)
+class _Accounts:
+    """The locked balance rows a batch posts to."""
+
+    wallets: dict[int, int]  # membership id -> wallet account id
+    pending: dict[int, int]  # membership id -> pending account id
+    heads: dict[int, locks.BalanceHead]
+    issuance: locks.BalanceHead
+
+    def wallet(self, membership_id: int) -> locks.BalanceHead:
+        return self.heads[self.wallets[membership_id]]
+
+    def pending_of(self, membership_id: int) -> locks.BalanceHead:
+        return self.heads[self.pending[membership_id]]
+
+
+def _postings(decision, by_id, purchases, accounts: _Accounts, originals, releases) -> list[Posting]:
     postings = []
     for outcome in decision.outcomes:
         if outcome.status != engine.AWARDED or outcome.points == 0:
             continue
         event = by_id[outcome.event_id]
-        wallet = heads[wallets[outcome.membership_id]]
         if outcome.points > 0:
+            metadata = {"event_id": event.id, "event_type": event.type, "order_id": event.order_id}
+            if outcome.pending_until is not None:
+                to = accounts.pending_of(outcome.membership_id)
+                metadata["pending_until"] = outcome.pending_until.isoformat()
+            else:
+                to = accounts.wallet(outcome.membership_id)
+                metadata["lot"] = outcome.lot.isoformat()
+            if outcome.streak_bonus:
+                metadata["streak_bonus"] = outcome.streak_bonus
             postings.append(
                 Posting(
                     idempotency_key=f"event:{event.id}",
                     kind="earn",
-                    entries=[Leg(issuance, -outcome.points), Leg(wallet, outcome.points)],
+                    entries=[Leg(accounts.issuance, -outcome.points), Leg(to, outcome.points)],
                     memo=f"{event.type} {event.order_id}".strip(),
-                    metadata={"event_id": event.id, "event_type": event.type, "order_id": event.order_id},
+                    metadata=metadata,
                 )
             )
+            continue
+        purchase = purchases[outcome.refund_of_id]
+        taken = -outcome.points
+        metadata = {
+            "event_id": event.id,
+            "event_type": Event.REFUND,
+            "order_id": purchase.order_id,
+            "ledger_reversal": {"mode": "amounts"},
+        }
+        if outcome.source == "wallet":
+            source = accounts.wallet(outcome.membership_id)
         else:
-            purchase = purchases[outcome.refund_of_id]
-            taken = -outcome.points
+            source = accounts.pending_of(outcome.membership_id)
+        if outcome.source == "released":
+            # The points left the pending account for the wallet: undo that part of the release first, then
+            # the earn, so that the refund reverses the purchase's own transaction as every refund does.
             postings.append(
                 Posting(
-                    idempotency_key=f"event:{event.id}",
+                    idempotency_key=f"event:{event.id}:release",
                     kind="reversal",
-                    entries=[Leg(wallet, -taken), Leg(issuance, taken)],
+                    entries=[Leg(accounts.wallet(outcome.membership_id), -taken), Leg(source, taken)],
                     memo=f"refund {purchase.order_id}",
-                    metadata={
-                        "event_id": event.id,
-                        "event_type": Event.REFUND,
-                        "order_id": purchase.order_id,
-                        "ledger_reversal": {"mode": "amounts"},
-                    },
-                    reverses=originals[purchase.ledger_transaction_id],
+                    metadata=metadata,
+                    reverses=releases[(purchase.membership_id, purchase.pending_until)],
                 )
             )
+        postings.append(
+            Posting(
+                idempotency_key=f"event:{event.id}",
+                kind="reversal",
+                entries=[Leg(source, -taken), Leg(accounts.issuance, taken)],
+                memo=f"refund {purchase.order_id}",
+                metadata=metadata,
+                reverses=originals[purchase.ledger_transaction_id],
+            )
+        )
     return postings
 
 
@@ -365,17 +527,18 @@ _EVENTS_SQL = f"""
     UPDATE {Event._meta.db_table} AS e
        SET membership_id = v.membership_id, status = v.status, reason = v.reason, points = v.points,
            tier_name = v.tier_name, multiplier = v.multiplier, balance_after = v.balance_after,
-           unrecovered_points = v.unrecovered, ledger_transaction_id = v.transaction_id, processed_at = %b
+           unrecovered_points = v.unrecovered, ledger_transaction_id = v.transaction_id, processed_at = %b,
+           pending_until = CASE WHEN e.type = 'purchase' THEN v.pending_until END
       FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::numeric[],
-                  %b::bigint[], %b::bigint[], %b::bigint[])
+                  %b::bigint[], %b::bigint[], %b::bigint[], %b::date[])
            AS v(id, membership_id, status, reason, points, tier_name, multiplier, balance_after, unrecovered,
-                transaction_id)
+                transaction_id, pending_until)
      WHERE e.id = v.id AND e.status = 'pending'
 """  # noqa: S608 - only the table name is formatted in
 
 
 def _events_write(outcomes: list[engine.Outcome], transaction_of: dict[str, int], now: dt.datetime) -> None:
-    columns: tuple[list, ...] = ([], [], [], [], [], [], [], [], [], [])
+    columns: tuple[list, ...] = ([], [], [], [], [], [], [], [], [], [], [])
     for outcome in outcomes:
         for column, value in zip(
             columns,
@@ -390,6 +553,7 @@ def _events_write(outcomes: list[engine.Outcome], transaction_of: dict[str, int]
                 outcome.balance_after,
                 outcome.unrecovered,
                 transaction_of.get(f"event:{outcome.event_id}"),
+                outcome.pending_until,
             ),
             strict=True,
         ):
@@ -453,16 +617,84 @@ def _counters_write(counts: dict[tuple[int, str, dt.date], tuple[int, int]]) -> 
     )
 
 
-def _tiers_write(tiers: dict[int, int | None]) -> None:
-    if not tiers:
+def _streaks_write(streaks: dict[tuple[int, str], engine.StreakState]) -> None:
+    if not streaks:
         return
-    ids = sorted(tiers)
+    keys = sorted(streaks)
     sql = f"""
-        UPDATE {Membership._meta.db_table} AS m SET tier_id = v.tier_id
+        INSERT INTO {Streak._meta.db_table} AS s (membership_id, event_type, last_period, length, bonus_paid)
+        SELECT * FROM unnest(%b::bigint[], %b::text[], %b::date[], %b::integer[], %b::boolean[])
+        ON CONFLICT (membership_id, event_type) DO UPDATE
+           SET last_period = EXCLUDED.last_period, length = EXCLUDED.length, bonus_paid = EXCLUDED.bonus_paid
+    """  # noqa: S608 - only the table name is formatted in
+    runs = [streaks[key] for key in keys]
+    _execute(
+        sql,
+        [
+            [key[0] for key in keys],
+            [key[1] for key in keys],
+            [run.last_period for run in runs],
+            [run.length for run in runs],
+            [run.bonus_paid for run in runs],
+        ],
+    )
+
+
+def pending_lots_add(*, brand_id: int, changes: dict[tuple[int, dt.date], int]) -> None:
+    """Add to (or, negative, take from) the pending lots of (membership id, release day)."""
+    changes = {key: points for key, points in changes.items() if points}
+    if not changes:
+        return
+    keys = sorted(changes)
+    sql = f"""
+        INSERT INTO {PendingLot._meta.db_table} AS p (membership_id, brand_id, release_on, points)
+        SELECT v.membership_id, %b, v.release_on, v.points
+          FROM unnest(%b::bigint[], %b::date[], %b::bigint[]) AS v(membership_id, release_on, points)
+        ON CONFLICT (membership_id, release_on) DO UPDATE SET points = p.points + EXCLUDED.points
+    """  # noqa: S608 - only the table name is formatted in
+    _execute(sql, [brand_id, [key[0] for key in keys], [key[1] for key in keys], [changes[key] for key in keys]])
+
+
+def tier_moves_write(
+    *,
+    program: engine.Program,
+    brand_id: int,
+    moves: list[engine.TierMove],
+    now: dt.datetime,
+    today: dt.date | None = None,
+) -> None:
+    """Set each moved membership's tier (its last move wins), with since and the policy's keep-until day
+    (counted from `today`, the brand day of `now` by default), and record every move
+    (loyalty.models.TierChange): two statements, however many moves."""
+    if not moves:
+        return
+    last = {move.membership_id: move for move in moves}
+    ids = sorted(last)
+    keep_until = program.tier_keep_until(today or now.astimezone(program.zone).date())
+    sql = f"""
+        UPDATE {Membership._meta.db_table} AS m
+           SET tier_id = v.tier_id, tier_since = %b, tier_valid_until = CASE WHEN v.tier_id IS NULL THEN NULL ELSE %b END
           FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, tier_id)
          WHERE m.id = v.id
     """  # noqa: S608 - only the table name is formatted in
-    _execute(sql, [ids, [tiers[membership_id] for membership_id in ids]])
+    _execute(sql, [now, keep_until, ids, [last[m].to_id for m in ids]])
+    names = {tier.id: tier.name for tier in program.tiers}
+    TierChange.objects.bulk_create(
+        [
+            TierChange(
+                membership_id=move.membership_id,
+                brand_id=brand_id,
+                from_tier_id=move.from_id,
+                to_tier_id=move.to_id,
+                from_name=names.get(move.from_id, ""),
+                to_name=names.get(move.to_id, ""),
+                reason=move.reason,
+                qualifying_points=move.qualifying,
+                created_at=now,
+            )
+            for move in moves
+        ]
+    )
 
 
 # --- events that fail ---------------------------------------------------------------------------------
