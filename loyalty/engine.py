@@ -34,7 +34,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from loyalty.periods import month_floor, period_bounds
+from loyalty.periods import month_floor, months_add, period_bounds
 from loyalty.services.arithmetic import purchase_points, refund_points_due
 
 PURCHASE = "purchase"
@@ -247,12 +247,6 @@ def cap_window_start(program: Program, event_type: str, when: dt.datetime) -> dt
 def month_floor_back(now: dt.datetime, zone: zoneinfo.ZoneInfo, months: int) -> dt.date:
     """The first month of a window of `months` months that ends with the month of `now` (in `zone`)."""
     return months_add(month_floor(now, zone), 1 - months)
-
-
-def months_add(month: dt.date, months: int) -> dt.date:
-    """The first day of the month `months` after (or before, when negative) the month of `month`."""
-    index = month.year * 12 + month.month - 1 + months
-    return dt.date(index // 12, index % 12 + 1, 1)
 
 
 def qualifying_points(member: MemberState, window: tuple[dt.date, dt.date]) -> int:

@@ -184,7 +184,8 @@ _MEMBERSHIPS_BY_REF_SQL = f"""
           FROM ref JOIN {Membership._meta.db_table} ms ON ms.brand_id = %b AND ms.external_id = ref.external_id
          WHERE ref.membership_id IS NULL AND ref.email IS NULL
     )
-    SELECT ms.id, ms.status, ms.tier_id, ms.wallet_id, ms.pending_wallet_id, ARRAY(SELECT found.n FROM found WHERE found.id = ms.id)
+    SELECT ms.id, ms.status, ms.tier_id, ms.wallet_id, ms.pending_wallet_id,
+           ARRAY(SELECT found.n FROM found WHERE found.id = ms.id)
       FROM {Membership._meta.db_table} ms
      WHERE ms.id = ANY(ARRAY(SELECT found.id FROM found))
      ORDER BY ms.id

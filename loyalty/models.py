@@ -309,7 +309,8 @@ class EarnRule(models.Model):
     pending_days = models.PositiveSmallIntegerField(
         default=0,
         validators=[MaxValueValidator(365)],
-        help_text="Purchases: points stay pending (not spendable) this many days, the return window. 0: spendable at once.",
+        help_text="Purchases: points stay pending (not spendable) for this many days, the return window. "
+        "0: spendable at once.",
     )
     streak_length = models.PositiveSmallIntegerField(
         null=True,
@@ -318,7 +319,9 @@ class EarnRule(models.Model):
         help_text="Custom events: a bonus for this many consecutive days (or weeks) with at least one awarded event.",
     )
     streak_period = models.CharField(max_length=5, choices=[("day", "Days"), ("week", "Weeks")], default="day")
-    streak_bonus = models.PositiveIntegerField(null=True, blank=True, help_text="Points of the streak bonus, once per streak.")
+    streak_bonus = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Points of the streak bonus, once per streak."
+    )
     active_from = models.DateTimeField(null=True, blank=True)
     active_until = models.DateTimeField(null=True, blank=True)
     enabled = models.BooleanField(default=True)
@@ -634,7 +637,9 @@ class PointsLot(models.Model):
     closed = models.BooleanField(default=False)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["membership", "month"], name="pointslot_membership_month_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["membership", "month"], name="pointslot_membership_month_unique")
+        ]
         indexes = [
             # What the daily expiry looks for: a brand's lots that are still open, oldest month first.
             models.Index(fields=["brand", "month"], name="pointslot_open_idx", condition=models.Q(closed=False)),
@@ -712,7 +717,9 @@ class Streak(models.Model):
     bonus_paid = models.BooleanField(default=False)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["membership", "event_type"], name="streak_membership_type_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["membership", "event_type"], name="streak_membership_type_unique")
+        ]
 
     def __str__(self) -> str:
         return f"{self.event_type}: {self.length} to {self.last_period}"

@@ -15,6 +15,12 @@ def month_floor(when: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.date:
     return when.astimezone(zone).date().replace(day=1)
 
 
+def months_add(month: dt.date, months: int) -> dt.date:
+    """The first day of the month `months` after (or before, when negative) the month of `month`."""
+    index = month.year * 12 + month.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
 def month_start(when: dt.datetime, brand: Brand) -> dt.date:
     """First day of the month `when` falls in, in the brand's timezone."""
     return month_floor(when, brand.zone)

@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from ledger.models import Entry
 from ledger.selectors import StatementPage, account_balance_get, account_statement_list
-from loyalty.engine import months_add
 from loyalty.models import (
     AwardCounter,
     Brand,
@@ -23,7 +22,7 @@ from loyalty.models import (
     TierChange,
     User,
 )
-from loyalty.periods import month_start, period_bounds
+from loyalty.periods import month_start, months_add, period_bounds
 
 
 def brand_list_active() -> QuerySet[Brand]:

@@ -3,8 +3,8 @@
 Per brand: issuance (may go negative: minus its balance is what the brand has issued), adjustments
 (may go negative too), redemptions and expired (they only receive), and one wallet per membership,
 which may never go negative, with, for brands whose purchases wait out a return window, one pending
-account per membership (points earned, not yet spendable; never negative either). All of a brand's accounts count the same unit, so no posting can mix
-two brands' points by accident.
+account per membership (points earned, not yet spendable; never negative either). All of a brand's
+accounts count the same unit, so no posting can mix two brands' points by accident.
 """
 
 from __future__ import annotations

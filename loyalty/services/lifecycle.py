@@ -35,6 +35,7 @@ from ledger.models import Account
 from ledger.services import Leg, Posting, transactions_post
 from loyalty import engine, locks
 from loyalty.models import Brand, Membership, PendingLot, PointsLot, QualifyingBucket
+from loyalty.periods import months_add
 from loyalty.services.accounts import brand_account
 from loyalty.services.processing import program_of, tier_moves_write
 
@@ -159,9 +160,7 @@ def _release_chunk(brand: Brand, ids: list[int], as_of: dt.date, live: dt.date |
     if not lots:
         return
     accounts = dict(
-        Membership.objects.filter(pk__in={lot.membership_id for lot in lots}).values_list(
-            "pk", "pending_wallet_id"
-        )
+        Membership.objects.filter(pk__in={lot.membership_id for lot in lots}).values_list("pk", "pending_wallet_id")
     )
     wallets = dict(Membership.objects.filter(pk__in=accounts).values_list("pk", "wallet_id"))
     heads = locks.balances_lock([*accounts.values(), *wallets.values()])
@@ -217,7 +216,7 @@ def points_expire(*, brand: Brand, as_of: dt.date, report: LifecycleReport, prog
     )
     if not total:
         return
-    expires_on = engine.months_add(live, program.expire_months)  # the first day of as_of's month
+    expires_on = months_add(live, program.expire_months)  # the first day of as_of's month
     expired = brand_account(brand=brand, kind=Account.Kind.EXPIRED)
     keeping = {tier.id for tier in program.tiers if tier.points_never_expire}
     done = 0
@@ -229,7 +228,7 @@ def points_expire(*, brand: Brand, as_of: dt.date, report: LifecycleReport, prog
 
 
 _NEWER_LOTS = f"""
-    SELECT m.id, m.wallet_id, m.tier_id, COALESCE(sum(l.points) FILTER (WHERE l.month >= %s), 0)
+    SELECT m.id, m.wallet_id, m.tier_id, COALESCE(sum(l.points) FILTER (WHERE l.month >= %s), 0)::bigint
       FROM {Membership._meta.db_table} m
       LEFT JOIN {PointsLot._meta.db_table} l ON l.membership_id = m.id
      WHERE m.id = ANY(%s)
@@ -283,7 +282,7 @@ def _expire_chunk(
 # --- 3. tiers -----------------------------------------------------------------------------------------
 
 _TIER_SCAN = f"""
-    SELECT m.id, m.tier_id, m.tier_valid_until, COALESCE(sum(q.points), 0)
+    SELECT m.id, m.tier_id, m.tier_valid_until, COALESCE(sum(q.points), 0)::bigint
       FROM {Membership._meta.db_table} m
       LEFT JOIN {QualifyingBucket._meta.db_table} q ON q.membership_id = m.id AND q.month BETWEEN %s AND %s
      WHERE m.id = ANY(%s)
@@ -400,7 +399,9 @@ def _tiers_apply(
             program=program,
             brand_id=brand.pk,
             moves=[
-                engine.TierMove(call.membership_id, call.from_id, call.to.id if call.to else None, call.reason, call.qualifying)
+                engine.TierMove(
+                    call.membership_id, call.from_id, call.to.id if call.to else None, call.reason, call.qualifying
+                )
                 for call in moves
             ],
             now=timezone.now(),

@@ -196,9 +196,7 @@ def _process_locked(
             for event in events
         ],
         members=members,
-        purchases={
-            pk: _purchase_state(program, purchase, originals, releases) for pk, purchase in purchases.items()
-        },
+        purchases={pk: _purchase_state(program, purchase, originals, releases) for pk, purchase in purchases.items()},
         now=now,
     )
     by_id = {event.id: event for event in events}
@@ -312,9 +310,9 @@ def _pending_wallets_ensure(brand, program, memberships, events, purchases, memb
         membership_id = membership_of[event.id]
         if not isinstance(membership_id, int):
             continue
-        if event.type == engine.PURCHASE and rule is not None and rule.pending_days:
-            wanted.add(membership_id)
-        elif event.refund_of_id in purchases and purchases[event.refund_of_id].pending_until is not None:
+        earns_pending = event.type == engine.PURCHASE and rule is not None and rule.pending_days
+        refunds_pending = event.refund_of_id in purchases and purchases[event.refund_of_id].pending_until is not None
+        if earns_pending or refunds_pending:
             wanted.add(membership_id)
     found = {m: memberships[m].pending_wallet_id for m in wanted if memberships[m].pending_wallet_id is not None}
     missing = sorted(wanted - found.keys())
@@ -641,18 +639,28 @@ def _streaks_write(streaks: dict[tuple[int, str], engine.StreakState]) -> None:
 
 
 def pending_lots_add(*, brand_id: int, changes: dict[tuple[int, dt.date], int]) -> None:
-    """Add to (or, negative, take from) the pending lots of (membership id, release day)."""
-    changes = {key: points for key, points in changes.items() if points}
-    if not changes:
-        return
-    keys = sorted(changes)
-    sql = f"""
-        INSERT INTO {PendingLot._meta.db_table} AS p (membership_id, brand_id, release_on, points)
-        SELECT v.membership_id, %b, v.release_on, v.points
-          FROM unnest(%b::bigint[], %b::date[], %b::bigint[]) AS v(membership_id, release_on, points)
-        ON CONFLICT (membership_id, release_on) DO UPDATE SET points = p.points + EXCLUDED.points
-    """  # noqa: S608 - only the table name is formatted in
-    _execute(sql, [brand_id, [key[0] for key in keys], [key[1] for key in keys], [changes[key] for key in keys]])
+    """Add to the pending lots of (membership id, release day), or take from them (a negative change: a
+    refund inside the window, whose lot exists; an upsert would check its negative row against the
+    lot's CHECK before finding the lot)."""
+    added = sorted(key for key, points in changes.items() if points > 0)
+    taken = sorted(key for key, points in changes.items() if points < 0)
+    if added:
+        sql = f"""
+            INSERT INTO {PendingLot._meta.db_table} AS p (membership_id, brand_id, release_on, points)
+            SELECT v.membership_id, %b, v.release_on, v.points
+              FROM unnest(%b::bigint[], %b::date[], %b::bigint[]) AS v(membership_id, release_on, points)
+            ON CONFLICT (membership_id, release_on) DO UPDATE SET points = p.points + EXCLUDED.points
+        """  # noqa: S608 - only the table name is formatted in
+        _execute(sql, [brand_id, [key[0] for key in added], [key[1] for key in added], [changes[k] for k in added]])
+    if taken:
+        sql = f"""
+            UPDATE {PendingLot._meta.db_table} AS p SET points = p.points + v.points
+              FROM unnest(%b::bigint[], %b::date[], %b::bigint[]) AS v(membership_id, release_on, points)
+             WHERE p.membership_id = v.membership_id AND p.release_on = v.release_on
+        """  # noqa: S608 - only the table name is formatted in
+        updated = _execute(sql, [[key[0] for key in taken], [key[1] for key in taken], [changes[k] for k in taken]])
+        if updated != len(taken):  # pragma: no cover - a refund only takes from a lot its purchase made
+            raise RuntimeError("a refund took pending points from a lot that does not exist")
 
 
 def tier_moves_write(
@@ -673,7 +681,8 @@ def tier_moves_write(
     keep_until = program.tier_keep_until(today or now.astimezone(program.zone).date())
     sql = f"""
         UPDATE {Membership._meta.db_table} AS m
-           SET tier_id = v.tier_id, tier_since = %b, tier_valid_until = CASE WHEN v.tier_id IS NULL THEN NULL ELSE %b END
+           SET tier_id = v.tier_id, tier_since = %b::timestamptz,
+               tier_valid_until = CASE WHEN v.tier_id IS NULL THEN NULL ELSE %b::date END
           FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, tier_id)
          WHERE m.id = v.id
     """  # noqa: S608 - only the table name is formatted in
