@@ -149,7 +149,7 @@ def pending_release(*, brand: Brand, as_of: dt.date, report: LifecycleReport, pr
 def _release_chunk(brand: Brand, ids: list[int], as_of: dt.date, live: dt.date | None, report: LifecycleReport) -> None:
     # The processor's order: membership rows, then balance rows. A refund processed meanwhile either saw
     # the lot pending (and took its points from the pending account) or waits for this to commit.
-    locks.memberships_lock_rows(ids)
+    memberships = locks.memberships_lock_rows(ids)
     lots = list(
         PendingLot.objects.filter(
             membership_id__in=ids, brand_id=brand.pk, released_transaction__isnull=True, release_on__lte=as_of
@@ -159,10 +159,8 @@ def _release_chunk(brand: Brand, ids: list[int], as_of: dt.date, live: dt.date |
     lots = [lot for lot in lots if lot.points > 0]
     if not lots:
         return
-    accounts = dict(
-        Membership.objects.filter(pk__in={lot.membership_id for lot in lots}).values_list("pk", "pending_wallet_id")
-    )
-    wallets = dict(Membership.objects.filter(pk__in=accounts).values_list("pk", "wallet_id"))
+    accounts = {lot.membership_id: memberships[lot.membership_id].pending_wallet_id for lot in lots}
+    wallets = {lot.membership_id: memberships[lot.membership_id].wallet_id for lot in lots}
     heads = locks.balances_lock([*accounts.values(), *wallets.values()])
     postings = []
     for lot in lots:
@@ -245,11 +243,11 @@ def _expire_chunk(
     keeping: set[int],
     report: LifecycleReport,
 ) -> None:
-    # Balance rows first (every posting to a wallet takes them, and the lots only move with a posting to
-    # their wallet): the balances and lots read next cannot change before the commit.
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT wallet_id FROM {Membership._meta.db_table} WHERE id = ANY(%s)", [ids])  # noqa: S608
-        wallet_ids = [row[0] for row in cursor.fetchall() if row[0] is not None]
+    # The processor's order: membership rows (the posting's lifetime rollup updates them), then balance
+    # rows. Every posting to a wallet takes its balance row, and the lots only move with such a posting:
+    # the balances and lots read next cannot change before the commit.
+    memberships = locks.memberships_lock_rows(ids)
+    wallet_ids = [m.wallet_id for m in memberships.values() if m.wallet_id is not None]
     heads = locks.balances_lock([*wallet_ids, expired.pk])
     with connection.cursor() as cursor:
         cursor.execute(_NEWER_LOTS, [live, ids])
