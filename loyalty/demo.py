@@ -60,6 +60,12 @@ def load() -> list[str]:
             "timezone": "America/Los_Angeles",
             "points_name": "Stars",
             "tagline": "1 Star per $1. Gold at 500, Reserve at 2,500.",
+            # Stars expire 6 months after the end of the month earned; tiers re-qualify over a rolling
+            # 12 months, and a member below a threshold moves down at once (staff may pick the other policy).
+            "points_expire_months": 6,
+            "tier_window": Brand.TierWindow.ROLLING,
+            "tier_window_months": 12,
+            "tier_downgrade": Brand.TierDowngrade.IMMEDIATELY,
         },
     )
     artist, _ = Brand.objects.get_or_create(
@@ -69,6 +75,7 @@ def load() -> list[str]:
             "timezone": "Europe/London",
             "points_name": "points",
             "tagline": "Watch the Nova Lane TV channel together and earn a point a minute.",
+            "points_expire_months": None,  # a fan's points never expire
         },
     )
     _user("admin@tally.example", superuser=True, first_name="Operator")
@@ -87,8 +94,9 @@ def load() -> list[str]:
             membership=membership, points=points, reason="Demo welcome bonus", idempotency_key="demo-welcome"
         )
     return [
-        "coffee: Bean & Leaf Coffee: 1 Star per $1, Green / Gold 500 / Reserve 2,500, check_in 5 Stars once a day",
-        "artist: Nova Lane fan club: track_listen 1 point, up to 100 a day",
+        "coffee: Bean & Leaf Coffee: 1 Star per $1, Green / Gold 500 / Reserve 2,500 (a rolling 12 months, down at"
+        " once), check_in 5 Stars once a day and 50 for 7 days in a row, Stars expire 6 months after their month",
+        "artist: Nova Lane fan club: track_listen 1 point, up to 100 a day; points never expire",
     ]
 
 
@@ -96,10 +104,19 @@ def _earning_configure(coffee: Brand, artist: Brand) -> None:
     EarnRule.objects.get_or_create(
         brand=coffee,
         event_type="purchase",
-        defaults={"name": "1 Star per $1", "points_per_unit": Decimal("1"), "currency": "USD"},
+        defaults={"name": "1 Star per $1", "points_per_unit": Decimal("1"), "currency": "USD", "pending_days": 0},
     )
     EarnRule.objects.get_or_create(
-        brand=coffee, event_type="check_in", defaults={"name": "Check in", "points": 5, "cap_per_day": 1}
+        brand=coffee,
+        event_type="check_in",
+        defaults={
+            "name": "Check in",
+            "points": 5,
+            "cap_per_day": 1,
+            "streak_length": 7,
+            "streak_period": "day",
+            "streak_bonus": 50,
+        },
     )
     for rank, (name, threshold, multiplier, benefits) in enumerate(
         [

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.loyalty.conftest import coffee  # noqa: F401 - the demo-like coffee brand, for browser tests too
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -40,6 +40,21 @@ def test_demo_loads_both_brands_staff_and_a_fan_and_prints_the_logins():
         assert email in out.getvalue()
 
 
+def test_the_demo_coffee_program_expires_stars_after_6_months_and_pays_a_7_day_check_in_streak():
+    call_command("demo", stdout=io.StringIO())
+    coffee, artist = Brand.objects.get(slug="coffee"), Brand.objects.get(slug="artist")
+    assert (coffee.points_expire_months, coffee.tier_window, coffee.tier_window_months, coffee.tier_downgrade) == (
+        6,
+        "rolling",
+        12,
+        "immediately",
+    )
+    assert artist.points_expire_months is None
+    check_in = coffee.earn_rules.get(event_type="check_in")
+    assert (check_in.streak_length, check_in.streak_period, check_in.streak_bonus) == (7, "day", 50)
+    assert coffee.earn_rules.get(event_type="purchase").pending_days == 0
+
+
 def test_demo_twice_creates_nothing_twice():
     call_command("demo", stdout=io.StringIO())
     first = _counts()
