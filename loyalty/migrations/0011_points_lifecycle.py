@@ -53,7 +53,6 @@ class Migration(migrations.Migration):
                             ("earned", "Earned points"),
                             ("refund", "A refund took back qualifying points"),
                             ("requalification", "Re-qualification"),
-                            ("enrolled", "Joined"),
                         ],
                         max_length=20,
                     ),

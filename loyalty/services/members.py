@@ -117,12 +117,18 @@ def membership_join(*, member: Member, brand: Brand, name: str | None = None) ->
     membership, created = Membership.objects.get_or_create(
         member=member,
         brand=brand,
-        defaults={"tier_id": base_tier_id(brand_id=brand.pk), "name": member.name if name is None else name},
+        defaults={**_base_tier(brand), "name": member.name if name is None else name},
     )
     if not created and membership.status == Membership.Status.LEFT:
         membership.status = Membership.Status.ACTIVE
         membership.save(update_fields=["status"])
     return membership
+
+
+def _base_tier(brand: Brand) -> dict:
+    """A new membership's tier: the brand's entry tier (when it asks for no points), held from now."""
+    tier_id = base_tier_id(brand_id=brand.pk)
+    return {"tier_id": tier_id, "tier_since": timezone.now() if tier_id is not None else None}
 
 
 @transaction.atomic
@@ -340,13 +346,14 @@ def _memberships_create(*, brand: Brand, rows: list[tuple[int, str | None]]) -> 
     if not rows:
         return {}
     member_ids = [member_id for member_id, _ in rows]
+    base = _base_tier(brand)
     with connection.cursor() as cursor:
         cursor.execute(
             f"""
             INSERT INTO {Membership._meta.db_table}
                    (member_id, brand_id, external_id, name, status, joined_at,
-                    lifetime_earned, lifetime_redeemed, lifetime_expired, tier_id)
-            SELECT v.member_id, %s, v.external_id, '', %s, %s, 0, 0, 0, %s
+                    lifetime_earned, lifetime_redeemed, lifetime_expired, tier_id, tier_since)
+            SELECT v.member_id, %s, v.external_id, '', %s, %s, 0, 0, 0, %s, %s
               FROM unnest(%s::bigint[], %s::text[]) AS v(member_id, external_id)
              ORDER BY v.member_id
             ON CONFLICT DO NOTHING
@@ -355,7 +362,8 @@ def _memberships_create(*, brand: Brand, rows: list[tuple[int, str | None]]) -> 
                 brand.pk,
                 Membership.Status.ACTIVE,
                 timezone.now(),
-                base_tier_id(brand_id=brand.pk),
+                base["tier_id"],
+                base["tier_since"],
                 member_ids,
                 [external_id for _, external_id in rows],
             ],
