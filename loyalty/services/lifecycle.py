@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from config.db import bulk_cursor
@@ -94,7 +95,12 @@ def lifecycle_run(*, brand: Brand, as_of: dt.date | None = None, progress: Progr
         pending_release(brand=brand, as_of=as_of, report=report, progress=progress)
         points_expire(brand=brand, as_of=as_of, report=report, progress=progress)
         tiers_evaluate(brand=brand, as_of=as_of, report=report, progress=progress)
-        Brand.objects.filter(pk=brand.pk).update(lifecycle_ran_on=as_of)
+        if as_of <= brand_today(brand):
+            # What the beat job goes by. A run ahead of the calendar (--as-of a later day) does not stop
+            # the daily runs until that day; a run for an earlier day does not send it back.
+            Brand.objects.filter(pk=brand.pk).filter(
+                Q(lifecycle_ran_on__isnull=True) | Q(lifecycle_ran_on__lt=as_of)
+            ).update(lifecycle_ran_on=as_of)
     logger.info("lifecycle of %s as of %s: %s", brand.slug, as_of, "; ".join(report.lines()[1:]))
     return report
 
@@ -319,6 +325,8 @@ def tier_decide(
     if best_rank == rank:
         if current is not None and keep_until is not None and (valid_until is None or valid_until < keep_until):
             return current, keep_until, "extended"  # re-qualified: the tier is kept a period longer
+        if keep_until is None and valid_until is not None:
+            return current, None, "extended"  # the brand moved to "at once": no date is kept any more
         return current, valid_until, ""
     if keep_until is not None and valid_until is not None and as_of <= valid_until:
         return current, valid_until, "kept"

@@ -69,3 +69,13 @@ def test_the_beat_job_runs_each_brand_once_per_brand_day(coffee, eager_tasks):
         assert lifecycle_due_task() == []
     with on("2026-05-02", hour=9):
         assert lifecycle_due_task() == [coffee.pk]
+
+
+def test_a_run_ahead_of_the_calendar_does_not_stop_the_daily_runs(coffee, eager_tasks):
+    from tests.loyalty.lifecycle import run_lifecycle
+
+    with on("2026-05-01"):
+        run_lifecycle(coffee, "2026-09-01")
+        assert lifecycle_due_task() == [coffee.pk]
+        run_lifecycle(coffee, "2026-01-01")  # an earlier day does not send the date back
+        assert Brand.objects.get(pk=coffee.pk).lifecycle_ran_on.isoformat() == "2026-05-01"
