@@ -31,6 +31,7 @@ from loyalty.models import (
     Event,
     Member,
     Membership,
+    Network,
     Tier,
     User,
 )
@@ -108,8 +109,9 @@ class BrandAdmin(BrandScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
-        # A brand's slug is in its fans' bookmarks and its integrators' URLs: only an operator moves it.
-        return readonly if request.user.is_superuser else [*readonly, "slug"]
+        # A brand's slug is in its fans' bookmarks and its integrators' URLs: only an operator moves it. The
+        # network a brand issues and honors points of is the operator's decision too.
+        return readonly if request.user.is_superuser else [*readonly, "slug", "network"]
 
     def get_prepopulated_fields(self, request, obj=None):
         return {"slug": ["name"]} if request.user.is_superuser else {}
@@ -416,7 +418,7 @@ class EarnRuleAdmin(BrandScopedAdmin):
         (
             "Purchases",
             {
-                "fields": ("points_per_unit", "currency", "minimum_amount", "pending_days"),
+                "fields": ("points_per_unit", "currency", "minimum_amount", "pending_days", "network_points_per_unit"),
                 "description": "For event type “purchase”: points = floor(amount x rate x tier multiplier). "
                 "With a return window, the points are pending (not spendable) for that many days.",
             },
@@ -440,7 +442,13 @@ class EarnRuleAdmin(BrandScopedAdmin):
     @admin.display(description="earns")
     def rate(self, rule: EarnRule) -> str:
         if rule.is_purchase:
-            return f"{rule.points_per_unit.normalize()} per 1 {rule.currency}"
+            rates = []
+            if rule.points_per_unit:
+                rates.append(f"{rule.points_per_unit.normalize()} per 1 {rule.currency}")
+            if rule.network_points_per_unit:
+                unit = rule.brand.network.unit if rule.brand.network_id else "network points"
+                rates.append(f"{rule.network_points_per_unit.normalize()} {unit} per 1 {rule.currency}")
+            return " + ".join(rates)
         return f"{rule.points} per event"
 
     @admin.display(description="caps")
@@ -455,6 +463,23 @@ class EarnRuleAdmin(BrandScopedAdmin):
             if n
         ]
         return ", ".join(caps) or "—"
+
+
+@admin.register(Network)
+class NetworkAdmin(ModelAdmin):
+    """Open networks, the operator's alone (brand staff hold no model permissions outside their brand's
+    admins): the operator creates them and decides which brands join (on the brand's page)."""
+
+    list_display = ["name", "slug", "unit", "point_value", "currency", "brand_names"]
+    search_fields = ["name", "slug"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("brands")
+
+    @admin.display(description="brands")
+    def brand_names(self, network: Network) -> str:
+        return ", ".join(brand.name for brand in network.brands.all()) or "—"
 
 
 @admin.register(Tier)

@@ -62,6 +62,7 @@ class RuleSpec:
     streak_length: int | None = None
     streak_period: str = "day"
     streak_bonus: int | None = None
+    network_points_per_unit: Decimal | None = None  # purchases of a network brand: flat, no tier multiplier
     caps: dict[str, int] = field(init=False)  # period -> cap, only the periods that have one
 
     def __post_init__(self) -> None:
@@ -152,6 +153,7 @@ class MemberState:
     buckets: dict[dt.date, int] = field(default_factory=dict)  # qualifying points by month (first day)
     counts: dict[tuple[str, dt.date], int] = field(default_factory=dict)  # awarded events by (type, brand day)
     streaks: dict[str, StreakState] = field(default_factory=dict)  # the current run, by event type
+    network_balance: int = 0  # the person's network wallet (network brands; locked by the caller)
 
 
 @dataclass(slots=True)
@@ -177,6 +179,8 @@ class PurchaseState:
     lot: dt.date | None = None  # the month its points expire with (None: not in a wallet, or unknown)
     pending_until: dt.date | None = None  # earned pending (a return window), released on this day
     released: bool = False  # its pending points were released to the wallet
+    network_points: int = 0
+    refunded_network_points: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +213,8 @@ class Outcome:
     # Refunds: where the points come back from: "pending" (the window is open), "released" (the wallet,
     # through the release of the pending points), "wallet", or "" (nothing: expired or none owed).
     source: str = ""
+    network_points: int = 0  # signed, like points: what the person's network wallet got
+    network_balance_after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,9 +310,20 @@ def _award(
         return Outcome(event.id, member.membership_id, REJECTED, reason)
     rule = program.rules[event.type]
     tier = program.tier(member.tier_id)
+    network_points = 0
     if event.type == PURCHASE:
         multiplier = tier.multiplier if tier else ONE
-        points = purchase_points(amount=event.amount, points_per_unit=rule.points_per_unit, multiplier=multiplier)
+        points = (
+            purchase_points(amount=event.amount, points_per_unit=rule.points_per_unit, multiplier=multiplier)
+            if rule.points_per_unit
+            else 0
+        )
+        if rule.network_points_per_unit:
+            # Network points are one flat rate across the network: no tier of one brand multiplies them.
+            network_points = purchase_points(
+                amount=event.amount, points_per_unit=rule.network_points_per_unit, multiplier=ONE
+            )
+            member.network_balance += network_points
     else:
         # Fixed-point events (check-ins, reviews, watch minutes) are bonuses: the tier multiplies the
         # purchase earn rate only.
@@ -347,6 +364,8 @@ def _award(
         lot=lot,
         pending_until=pending_until,
         streak_bonus=bonus,
+        network_points=network_points,
+        network_balance_after=member.network_balance if network_points else None,
     )
 
 
@@ -416,6 +435,16 @@ def _refund(
         _add(member.buckets, month, -owed)
         _add(decision.buckets, (member.membership_id, month), -owed)
         _tier_after_refund(program, member, decision, qualifying_before, qualifying_points(member, window))
+    network_taken = 0
+    if purchase.status == AWARDED and purchase.network_points > 0:
+        network_due = refund_points_due(
+            awarded=purchase.network_points, purchase_amount=purchase.amount, refunded_total=refunded_total
+        )
+        network_owed = network_due - purchase.refunded_network_points
+        # Network points spent at any brand of the network cannot be taken back either.
+        network_taken = min(network_owed, member.network_balance)
+        member.network_balance -= network_taken
+        purchase.refunded_network_points += network_owed
     purchase.refunded_amount = refunded_total
     purchase.refunded_points += owed
     decision.purchases[purchase.event_id] = purchase
@@ -429,6 +458,8 @@ def _refund(
         refund_of_id=purchase.event_id if taken > 0 else None,
         pending_until=purchase.pending_until,
         source=source if taken > 0 else "",
+        network_points=-network_taken,
+        network_balance_after=member.network_balance if network_taken else None,
     )
 
 

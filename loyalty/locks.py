@@ -135,6 +135,8 @@ class EventRow:
     refunded_points: int
     ledger_transaction_id: int | None
     pending_until: dt.date | None
+    network_points: int
+    refunded_network_points: int
 
 
 def memberships_lock_rows(membership_ids: Iterable[int]) -> dict[int, LockedMembership]:

@@ -76,6 +76,33 @@ class User(AbstractUser):
         self.email = self.email.strip().lower()
 
 
+class Network(models.Model):
+    """An open network: one portable point (e.g. LTZ) that its brands issue and honor, settled between them.
+
+    Network points are a unit of their own in the ledger: one wallet per person and network (not per
+    brand), an issuance account per issuing brand and a redemptions account per honoring brand.
+    """
+
+    name = models.CharField(max_length=120)
+    slug = models.SlugField(max_length=60, unique=True)
+    unit = models.CharField(max_length=16, help_text='The name of its point, for example "LTZ".')
+    point_value = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        default=Decimal("0.01"),
+        validators=[MinValueValidator(Decimal("0.0001"))],
+        help_text="What the network pays a brand for each point of a perk it honored (settlement).",
+    )
+    currency = models.CharField(max_length=3, default="USD", help_text="Of the settlement value, ISO 4217.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.unit})"
+
+
 class Brand(models.Model):
     class TierWindow(models.TextChoices):
         ROLLING = "rolling", "Rolling months"
@@ -121,6 +148,19 @@ class Brand(models.Model):
     )
     # The brand day the daily lifecycle job (expiry, pending releases, tiers) last ran for.
     lifecycle_ran_on = models.DateField(null=True, blank=True, editable=False)
+    network = models.ForeignKey(
+        Network,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="brands",
+        help_text="The open network the brand issues and honors points of (the operator decides).",
+    )
+    loyalteez_brand_id = models.CharField(
+        max_length=120,
+        blank=True,
+        help_text="The brand's id at Loyalteez: the compatibility endpoint accepts calls that name it.",
+    )
     is_active = models.BooleanField("active", default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -298,7 +338,17 @@ class EarnRule(models.Model):
         decimal_places=4,
         null=True,
         blank=True,
-        help_text="Purchases: points per 1 unit of the currency (1 Star per $1 is 1; 10 points per $1 is 10).",
+        help_text="Purchases: points per 1 unit of the currency (1 Star per $1 is 1; 10 points per $1 is 10). "
+        "Empty: no brand points (a network brand may award only network points).",
+    )
+    network_points_per_unit = models.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.0001"))],
+        help_text="Purchases of a network brand: network points per 1 unit of the currency (Loyalteez: 10 per $1), "
+        "flat: no tier multiplier, never expiring.",
     )
     currency = models.CharField(max_length=3, blank=True, help_text="Purchases: ISO 4217 code, e.g. USD.")
     minimum_amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
@@ -336,11 +386,12 @@ class EarnRule(models.Model):
             models.CheckConstraint(
                 condition=(
                     # Explicit IS NOT NULL: a CHECK passes when its condition is NULL.
-                    models.Q(
-                        event_type="purchase",
-                        points_per_unit__isnull=False,
-                        points_per_unit__gt=0,
-                        currency__regex=r"^[A-Z]{3}$",
+                    (
+                        models.Q(event_type="purchase", currency__regex=r"^[A-Z]{3}$")
+                        & (
+                            models.Q(points_per_unit__isnull=False, points_per_unit__gt=0)
+                            | models.Q(network_points_per_unit__isnull=False, network_points_per_unit__gt=0)
+                        )
                     )
                     | (~models.Q(event_type="purchase") & models.Q(points__isnull=False, points__gt=0))
                 ),
@@ -379,8 +430,8 @@ class EarnRule(models.Model):
         if self.event_type in self.RESERVED_TYPES:
             errors["event_type"] = f'"{self.event_type}" is built in and cannot have an earn rule.'
         if self.is_purchase:
-            if not self.points_per_unit or self.points_per_unit <= 0:
-                errors["points_per_unit"] = "A purchase rule needs a rate above zero."
+            if (not self.points_per_unit or self.points_per_unit <= 0) and not self.network_points_per_unit:
+                errors["points_per_unit"] = "A purchase rule needs a rate above zero (or a network rate)."
             if not self.currency:
                 errors["currency"] = "A purchase rule needs a currency."
             self.points = None
@@ -391,6 +442,8 @@ class EarnRule(models.Model):
                 errors["points"] = "A custom event rule needs a number of points."
             if self.pending_days:
                 errors["pending_days"] = "Only purchase points wait out a return window."
+            if self.network_points_per_unit:
+                errors["network_points_per_unit"] = "Network points are earned by purchases."
             if bool(self.streak_length) != bool(self.streak_bonus):
                 errors["streak_bonus"] = "A streak needs both a length and a bonus."
         if self.currency:
@@ -463,6 +516,10 @@ class Event(models.Model):
     tier_name = models.CharField(max_length=60, blank=True, default="", db_default="", help_text="Tier when processed.")
     # Purchases inside the rule's return window: the brand day their points become spendable.
     pending_until = models.DateField(null=True, blank=True)
+    # Purchases of a network brand: the network points they earned (a refund's are negative), and what
+    # refunds took back of them.
+    network_points = models.BigIntegerField(default=0, db_default=0)
+    refunded_network_points = models.BigIntegerField(default=0, db_default=0)
     multiplier = models.DecimalField(max_digits=5, decimal_places=2, null=True, blank=True)
     balance_after = models.BigIntegerField(null=True, blank=True)
     # No FOREIGN KEY constraint: the processor sets it to a transaction it posted in the same database
@@ -722,3 +779,18 @@ class Streak(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type}: {self.length} to {self.last_period}"
+
+
+class NetworkWallet(models.Model):
+    """A person's network points: one ledger wallet per member and network, whatever brand they earn at."""
+
+    network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="wallets")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="network_wallets")
+    account = models.OneToOneField("ledger.Account", on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["member", "network"], name="networkwallet_member_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.member} in {self.network}"

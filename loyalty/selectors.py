@@ -16,6 +16,7 @@ from loyalty.models import (
     BrandStaff,
     EarnRule,
     Membership,
+    NetworkWallet,
     PendingLot,
     PointsLot,
     Tier,
@@ -71,6 +72,16 @@ def qualifying_points(membership: Membership, *, now: dt.datetime | None = None)
     first, current = qualifying_window(membership.brand, now)
     total = membership.qualifying_buckets.filter(month__gte=first, month__lte=current).aggregate(s=Sum("points"))
     return total["s"] or 0
+
+
+def network_balance(*, member_id: int, network_id: int) -> int:
+    """The person's network points (0 before their first)."""
+    balance = (
+        NetworkWallet.objects.filter(member_id=member_id, network_id=network_id)
+        .values_list("account__balance__balance", flat=True)
+        .first()
+    )
+    return balance or 0
 
 
 def membership_pending(membership: Membership) -> int:
@@ -170,7 +181,7 @@ def membership_list_for_brand(
     *, brand: Brand, email: str | None = None, external_id: str | None = None
 ) -> QuerySet[Membership]:
     memberships = Membership.objects.filter(brand=brand).select_related(
-        "member", "tier", "brand", "wallet", "pending_wallet"
+        "member", "tier", "brand__network", "wallet", "pending_wallet"
     )
     if email:
         memberships = memberships.filter(member__email__iexact=email.strip())

@@ -23,6 +23,7 @@ from loyalty.selectors import (
     membership_expiring,
     membership_pending,
     membership_tier_changes,
+    network_balance,
     next_tier,
     qualifying_points,
 )
@@ -421,7 +422,13 @@ def member_out(membership: Membership) -> dict:
             "redeemed": membership.lifetime_redeemed,
             "expired": membership.lifetime_expired,
         },
+        **({"network": network_balance_out(membership)} if membership.brand.network_id else {}),
     }
+
+
+def network_balance_out(membership: Membership) -> dict:
+    network = membership.brand.network
+    return {"unit": network.unit, "balance": network_balance(member_id=membership.member_id, network_id=network.pk)}
 
 
 def tier_change_out(change) -> dict:
@@ -468,6 +475,8 @@ def event_out(event: Event) -> dict:
     }
     if event.type == Event.REFUND:
         body["unrecovered_points"] = event.unrecovered_points
+    if event.network_points:
+        body["network_points"] = event.network_points
     return body
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from loyalty import api
+from loyalty import api, compat
 
 urlpatterns = [
     path("events", api.EventCollection.as_view(), name="api_events"),
@@ -14,4 +14,5 @@ urlpatterns = [
         name="api_member_transactions",
     ),
     path("adjustments", api.AdjustmentCollection.as_view(), name="api_adjustments"),
+    path("compat/loyalteez/manual-event", compat.LoyalteezManualEvent.as_view(), name="api_compat_loyalteez"),
 ]

@@ -226,6 +226,7 @@ def _pending_out(row: _Row, created_at: dt.datetime) -> dict:
         processed_at=None,
         balance_after=None,
         unrecovered_points=0,
+        network_points=0,
     )
     return event_out(stored)
 

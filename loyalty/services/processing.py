@@ -47,6 +47,7 @@ from loyalty.models import (
 )
 from loyalty.services.accounts import brand_account, brand_unit, pending_code, wallet_code
 from loyalty.services.members import MEMBER_MISMATCH, MembershipRaceError, memberships_resolve
+from loyalty.services.network import network_brand_account, network_wallets_ensure
 from loyalty.signals import events_processed
 
 logger = logging.getLogger(__name__)
@@ -174,9 +175,14 @@ def _process_locked(
 
     program, issuance = _program(brand), _issuance_get(brand)
     pending_wallets = _pending_wallets_ensure(brand, program, memberships, events, purchases, membership_of)
-    heads = locks.balances_lock([*wallets.values(), *pending_wallets.values(), issuance.pk])
+    network = _network_accounts(brand, program, events, purchases, membership_of)
+    heads = locks.balances_lock(
+        [*wallets.values(), *pending_wallets.values(), *network.wallets.values(), issuance.pk, *network.issuance]
+    )
     now = timezone.now()
     members = _members_state(program, memberships, wallets, heads, events, now)
+    for membership_id, account_id in network.wallets.items():
+        members[membership_id].network_balance = heads[account_id].balance
     originals = _originals(purchases)
     releases = _releases(purchases)
 
@@ -200,7 +206,14 @@ def _process_locked(
         now=now,
     )
     by_id = {event.id: event for event in events}
-    accounts = _Accounts(wallets, pending_wallets, heads, heads[issuance.pk])
+    accounts = _Accounts(
+        wallets,
+        pending_wallets,
+        heads,
+        heads[issuance.pk],
+        network.wallets,
+        heads[network.issuance[0]] if network.issuance else None,
+    )
     postings = _postings(decision, by_id, purchases, accounts, originals, releases)
     posted = transactions_post(postings=postings, locked=heads) if postings else []
     transaction_of = {result.transaction.idempotency_key: result.transaction.pk for result in posted}
@@ -254,6 +267,8 @@ def _program(brand: Brand) -> engine.Program:
             streak_length=rule.streak_length,
             streak_period=rule.streak_period,
             streak_bonus=rule.streak_bonus,
+            # A brand that left its network earns no network points, whatever its rule still says.
+            network_points_per_unit=rule.network_points_per_unit if brand.network_id else None,
         )
         for rule in EarnRule.objects.filter(brand=brand)
     }
@@ -336,10 +351,44 @@ def _pending_wallets_ensure(brand, program, memberships, events, purchases, memb
     return found
 
 
-def _originals(purchases: dict[int, locks.EventRow]) -> dict[int, Transaction]:
-    """The earn transactions of the purchases that refunds undo, by id."""
+@dataclass(frozen=True)
+class _Network:
+    wallets: dict[int, int]  # membership id -> the person's network wallet account id
+    issuance: tuple[int, ...]  # the brand's network issuance account id, if it earns network points
+
+
+def _network_accounts(brand, program, events, purchases, membership_of) -> _Network:
+    """The network accounts of a batch of a network brand: the person's network wallet for every
+    membership with a purchase (or a refund of one that earned network points), created where missing,
+    and the brand's network issuance account."""
+    rule = program.rules.get(engine.PURCHASE)
+    if brand.network_id is None:
+        return _Network({}, ())
+    wanted = set()
+    for event in events:
+        membership_id = membership_of[event.id]
+        if not isinstance(membership_id, int):
+            continue
+        earns = event.type == engine.PURCHASE and rule is not None and rule.network_points_per_unit
+        refunds = event.refund_of_id in purchases and purchases[event.refund_of_id].network_points > 0
+        if earns or refunds:
+            wanted.add(membership_id)
+    if not wanted:
+        return _Network({}, ())
+    members = dict(Membership.objects.filter(pk__in=wanted).values_list("pk", "member_id"))
+    by_member = network_wallets_ensure(network=brand.network_id, member_ids=members.values())
+    issuance = network_brand_account(network_id=brand.network_id, brand=brand, kind=Account.Kind.ISSUANCE)
+    return _Network({m: by_member[member] for m, member in members.items()}, (issuance.pk,))
+
+
+def _originals(purchases: dict[int, locks.EventRow]) -> dict[int | str, Transaction]:
+    """The earn transactions of the purchases that refunds undo: by id, and their network earns by key."""
     ids = {purchase.ledger_transaction_id for purchase in purchases.values() if purchase.ledger_transaction_id}
-    return Transaction.objects.in_bulk(ids) if ids else {}
+    found: dict[int | str, Transaction] = Transaction.objects.in_bulk(ids) if ids else {}
+    network_keys = [f"event:{p.id}:network" for p in purchases.values() if p.network_points > 0]
+    if network_keys:
+        found.update(Transaction.objects.in_bulk(network_keys, field_name="idempotency_key"))
+    return found
 
 
 def _releases(purchases: dict[int, locks.EventRow]) -> dict[tuple[int, dt.date], Transaction]:
@@ -423,6 +472,8 @@ def _purchase_state(
         lot=lot,
         pending_until=purchase.pending_until,
         released=released is not None,
+        network_points=purchase.network_points,
+        refunded_network_points=purchase.refunded_network_points,
     )
 
 
@@ -443,6 +494,8 @@ class _Accounts:
     pending: dict[int, int]  # membership id -> pending account id
     heads: dict[int, locks.BalanceHead]
     issuance: locks.BalanceHead
+    network_wallets: dict[int, int]  # membership id -> network wallet account id
+    network_issuance: locks.BalanceHead | None
 
     def wallet(self, membership_id: int) -> locks.BalanceHead:
         return self.heads[self.wallets[membership_id]]
@@ -451,10 +504,48 @@ class _Accounts:
         return self.heads[self.pending[membership_id]]
 
 
+def _network_postings(outcome, event, purchases, accounts: _Accounts, originals) -> list[Posting]:
+    """A network brand's purchase: its network points, issued by the brand to the person's network wallet
+    (key `event:<id>:network`); a refund: the reversal of that part of the purchase's."""
+    if outcome.network_points == 0:
+        return []
+    wallet = accounts.heads[accounts.network_wallets[outcome.membership_id]]
+    if outcome.network_points > 0:
+        return [
+            Posting(
+                idempotency_key=f"event:{event.id}:network",
+                kind="earn",
+                entries=[Leg(accounts.network_issuance, -outcome.network_points), Leg(wallet, outcome.network_points)],
+                memo=f"{event.type} {event.order_id}".strip(),
+                metadata={"event_id": event.id, "event_type": event.type, "order_id": event.order_id},
+            )
+        ]
+    purchase = purchases[event.refund_of_id]
+    taken = -outcome.network_points
+    return [
+        Posting(
+            idempotency_key=f"event:{event.id}:network",
+            kind="reversal",
+            entries=[Leg(wallet, -taken), Leg(accounts.network_issuance, taken)],
+            memo=f"refund {purchase.order_id}",
+            metadata={
+                "event_id": event.id,
+                "event_type": Event.REFUND,
+                "order_id": purchase.order_id,
+                "ledger_reversal": {"mode": "amounts"},
+            },
+            reverses=originals[f"event:{purchase.id}:network"],
+        )
+    ]
+
+
 def _postings(decision, by_id, purchases, accounts: _Accounts, originals, releases) -> list[Posting]:
     postings = []
     for outcome in decision.outcomes:
-        if outcome.status != engine.AWARDED or outcome.points == 0:
+        if outcome.status != engine.AWARDED:
+            continue
+        postings += _network_postings(outcome, by_id[outcome.event_id], purchases, accounts, originals)
+        if outcome.points == 0:
             continue
         event = by_id[outcome.event_id]
         if outcome.points > 0:
@@ -526,17 +617,17 @@ _EVENTS_SQL = f"""
        SET membership_id = v.membership_id, status = v.status, reason = v.reason, points = v.points,
            tier_name = v.tier_name, multiplier = v.multiplier, balance_after = v.balance_after,
            unrecovered_points = v.unrecovered, ledger_transaction_id = v.transaction_id, processed_at = %b,
-           pending_until = CASE WHEN e.type = 'purchase' THEN v.pending_until END
+           pending_until = CASE WHEN e.type = 'purchase' THEN v.pending_until END, network_points = v.network_points
       FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::numeric[],
-                  %b::bigint[], %b::bigint[], %b::bigint[], %b::date[])
+                  %b::bigint[], %b::bigint[], %b::bigint[], %b::date[], %b::bigint[])
            AS v(id, membership_id, status, reason, points, tier_name, multiplier, balance_after, unrecovered,
-                transaction_id, pending_until)
+                transaction_id, pending_until, network_points)
      WHERE e.id = v.id AND e.status = 'pending'
 """  # noqa: S608 - only the table name is formatted in
 
 
 def _events_write(outcomes: list[engine.Outcome], transaction_of: dict[str, int], now: dt.datetime) -> None:
-    columns: tuple[list, ...] = ([], [], [], [], [], [], [], [], [], [], [])
+    columns: tuple[list, ...] = ([], [], [], [], [], [], [], [], [], [], [], [])
     for outcome in outcomes:
         for column, value in zip(
             columns,
@@ -552,6 +643,7 @@ def _events_write(outcomes: list[engine.Outcome], transaction_of: dict[str, int]
                 outcome.unrecovered,
                 transaction_of.get(f"event:{outcome.event_id}"),
                 outcome.pending_until,
+                outcome.network_points,
             ),
             strict=True,
         ):
@@ -567,8 +659,10 @@ def _purchases_write(purchases) -> None:
         return
     sql = f"""
         UPDATE {Event._meta.db_table} AS e
-           SET refunded_amount = v.refunded_amount, refunded_points = v.refunded_points
-          FROM unnest(%b::bigint[], %b::numeric[], %b::bigint[]) AS v(id, refunded_amount, refunded_points)
+           SET refunded_amount = v.refunded_amount, refunded_points = v.refunded_points,
+               refunded_network_points = v.refunded_network_points
+          FROM unnest(%b::bigint[], %b::numeric[], %b::bigint[], %b::bigint[])
+               AS v(id, refunded_amount, refunded_points, refunded_network_points)
          WHERE e.id = v.id
     """  # noqa: S608 - only the table name is formatted in
     _execute(
@@ -577,6 +671,7 @@ def _purchases_write(purchases) -> None:
             [p.event_id for p in purchases],
             [p.refunded_amount for p in purchases],
             [p.refunded_points for p in purchases],
+            [p.refunded_network_points for p in purchases],
         ],
     )
 

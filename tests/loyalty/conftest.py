@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
-from loyalty.models import EarnRule, Event, Tier
+from loyalty.models import Brand, EarnRule, Event, Network, Tier
 from tests.loyalty.factories import BrandApiKeyFactory, BrandFactory
 
 
@@ -42,3 +42,16 @@ def event_processed(event_id: int, timeout: float = 10.0) -> Event:
         if event.status != Event.Status.PENDING or time.monotonic() >= deadline:
             return event
         time.sleep(0.05)
+
+
+@pytest.fixture
+def network():
+    return Network.objects.create(name="Open network", slug="open", unit="LTZ", point_value=Decimal("0.01"))
+
+
+@pytest.fixture
+def shop(network):
+    """The seed's web shop: 10 LTZ per $1, no brand points, no tiers; its Loyalteez id is shop-ltz."""
+    brand = Brand.objects.create(name="Web Shop", slug="shop", network=network, loyalteez_brand_id="shop-ltz")
+    EarnRule.objects.create(brand=brand, event_type="purchase", network_points_per_unit=Decimal("10"), currency="USD")
+    return brand
