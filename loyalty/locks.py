@@ -115,6 +115,7 @@ class LockedMembership:
     tier_id: int | None
     wallet_id: int | None
     pending_wallet_id: int | None = None
+    member_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -149,7 +150,7 @@ def memberships_lock_rows(membership_ids: Iterable[int]) -> dict[int, LockedMemb
         Membership.objects.select_for_update(of=("self",))
         .filter(pk__any=ids)
         .order_by("pk")
-        .values_list("pk", "status", "tier_id", "wallet_id", "pending_wallet_id")
+        .values_list("pk", "status", "tier_id", "wallet_id", "pending_wallet_id", "member_id")
     )
     return {row[0]: LockedMembership(*row) for row in rows}
 
@@ -186,7 +187,7 @@ _MEMBERSHIPS_BY_REF_SQL = f"""
           FROM ref JOIN {Membership._meta.db_table} ms ON ms.brand_id = %b AND ms.external_id = ref.external_id
          WHERE ref.membership_id IS NULL AND ref.email IS NULL
     )
-    SELECT ms.id, ms.status, ms.tier_id, ms.wallet_id, ms.pending_wallet_id,
+    SELECT ms.id, ms.status, ms.tier_id, ms.wallet_id, ms.pending_wallet_id, ms.member_id,
            ARRAY(SELECT found.n FROM found WHERE found.id = ms.id)
       FROM {Membership._meta.db_table} ms
      WHERE ms.id = ANY(ARRAY(SELECT found.id FROM found))

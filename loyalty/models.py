@@ -794,3 +794,62 @@ class NetworkWallet(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member} in {self.network}"
+
+
+class NetworkLot(models.Model):
+    """Network points a person earned at one brand in one month, and how many of them are still unspent:
+    spending takes the oldest first, and says which brands funded it (settlement). Kept with the wallet:
+    the lots of a person's network wallet always sum to its balance."""
+
+    network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="+", db_index=False)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+", db_index=False)
+    issuer = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="+")
+    month = models.DateField(help_text="First day of the month the points were earned (UTC).")
+    left = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["member", "network", "issuer", "month"], name="networklot_unique"),
+            models.CheckConstraint(condition=models.Q(left__gte=0), name="networklot_left_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.left} of {self.issuer_id} ({self.month:%Y-%m})"
+
+
+class NetworkSpend(models.Model):
+    """Network points spent at (or given back by) a brand, by the brand that issued them: what the monthly
+    settlement adds up. Append-only: a cancelled redemption writes negative rows in the month it was
+    cancelled, so a closed month never changes."""
+
+    network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="spends")
+    issuer = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="+")
+    honoring = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="+")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+", db_index=False)
+    points = models.BigIntegerField(help_text="Negative: given back (a cancelled redemption).")
+    month = models.DateField(help_text="First day of the settlement month (UTC) it counts in.")
+    ledger_transaction = models.ForeignKey(
+        "ledger.Transaction", on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["network", "month"], name="networkspend_month_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.points} of {self.issuer_id} at {self.honoring_id}"
+
+
+class NetworkSettlement(models.Model):
+    """A closed settlement month of a network: its statements as they were closed, never changed again."""
+
+    network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="settlements")
+    month = models.DateField(help_text="First day of the month (UTC).")
+    statements = models.JSONField(help_text="Brand slug -> the statement of that month, as closed.")
+    closed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["network", "month"], name="networksettlement_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.network} {self.month:%Y-%m}"

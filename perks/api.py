@@ -19,7 +19,7 @@ from loyalty.selectors import membership_balance
 from loyalty.serializers import MemberRefSerializer, TextField, WholeNumberField
 from loyalty.services.idempotency import request_fingerprint
 from perks.models import Perk, Redemption
-from perks.selectors import perk_list_active, perk_refusal
+from perks.selectors import network_perk_list_active, perk_list_active, perk_refusal
 from perks.services import RedeemNotFoundError, perk_redeem_request, redemption_cancel, voucher_consume
 
 
@@ -95,6 +95,8 @@ def redemption_out(redemption: Redemption, balance: int | None = None) -> dict:
     }
     if balance is not None:
         body["balance"] = balance
+    if redemption.perk.is_network_perk:
+        body["unit"] = redemption.brand.network.unit  # cost and balance are network points
     return body
 
 
@@ -167,6 +169,58 @@ class PerkCollection(BrandApiView):
         if redeemable:
             rows = [(perk, refusal) for perk, refusal in rows if refusal is None]
         return Response({"results": [perk_out(perk, refusal, member_given=True) for perk, refusal in rows]})
+
+
+def network_perk_out(perk: Perk) -> dict:
+    """A network perk as the catalog shows it (Loyalteez's shape, with its brand and unit)."""
+    return {
+        "id": perk.pk,
+        "brand": perk.brand.slug,
+        "name": perk.name,
+        "description": perk.description,
+        "cost": perk.cost,
+        "category": perk.category,
+        "unit": perk.brand.network.unit,
+        "stock": perk.stock,
+    }
+
+
+class NetworkPerkCollection(BrandApiView):
+    @extend_schema(
+        operation_id="network_perks_list",
+        summary="The open network's catalog: every active network perk of every brand in the key's brand's network",
+        description="Redeem one with the honoring brand's key at `POST /api/v1/redemptions`. A brand outside any "
+        "network has no catalog (404).",
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="`results`"),
+            **error_responses(401, 404, 429),
+        },
+        examples=[
+            OpenApiExample(
+                "catalog",
+                response_only=True,
+                value={
+                    "results": [
+                        {
+                            "id": 9,
+                            "brand": "artist",
+                            "name": "Signed poster",
+                            "description": "",
+                            "cost": 500,
+                            "category": "merch",
+                            "unit": "LTZ",
+                            "stock": 50,
+                        }
+                    ]
+                },
+            )
+        ],
+    )
+    def get(self, request: Request) -> Response:
+        if self.brand.network_id is None:
+            raise Http404("This brand is in no open network.")
+        perks = network_perk_list_active(network_id=self.brand.network_id)
+        return Response({"results": [network_perk_out(perk) for perk in perks]})
 
 
 class RedemptionCollection(BrandApiView):

@@ -64,6 +64,12 @@ class Perk(models.Model):
     available_until = models.DateTimeField(null=True, blank=True)
     is_active = models.BooleanField("active", default=True)
     fulfillment = models.CharField(max_length=10, choices=Fulfillment.choices, default=Fulfillment.VOUCHER)
+    is_network_perk = models.BooleanField(
+        "network perk",
+        default=False,
+        help_text="Priced in the points of the brand's open network: any member of any brand in the network may "
+        "redeem it, and the network settles what it cost with the brands that issued the points.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     brand_path = "brand"
@@ -87,6 +93,10 @@ class Perk(models.Model):
             raise ValidationError({"minimum_tier": "Choose a tier of this perk's brand."})
         if self.available_from and self.available_until and self.available_until <= self.available_from:
             raise ValidationError({"available_until": "Must be after 'available from'."})
+        if self.is_network_perk and self.brand_id and self.brand.network_id is None:
+            raise ValidationError({"is_network_perk": "This brand is in no open network."})
+        if self.is_network_perk and self.minimum_tier_id:
+            raise ValidationError({"minimum_tier": "A network perk is open to every member of the network: no tier."})
 
 
 class Redemption(models.Model):

@@ -38,14 +38,30 @@ class Taken:
     month: int
 
 
-def perk_list_active(*, brand: Brand) -> QuerySet[Perk]:
+def _available(perks: QuerySet[Perk]) -> QuerySet[Perk]:
     now = timezone.now()
     return (
-        Perk.objects.filter(brand=brand, is_active=True)
+        perks.filter(is_active=True)
         .filter(Q(available_from__isnull=True) | Q(available_from__lte=now))
         .filter(Q(available_until__isnull=True) | Q(available_until__gt=now))
+    )
+
+
+def perk_list_active(*, brand: Brand) -> QuerySet[Perk]:
+    """The brand's perks in its own points (its network perks are in the network's catalog)."""
+    return (
+        _available(Perk.objects.filter(brand=brand, is_network_perk=False))
         .select_related("minimum_tier")
         .order_by("cost", "name")
+    )
+
+
+def network_perk_list_active(*, network_id: int) -> QuerySet[Perk]:
+    """The network's catalog: every active network perk of every brand in the network."""
+    return (
+        _available(Perk.objects.filter(is_network_perk=True, brand__network_id=network_id, brand__is_active=True))
+        .select_related("brand__network")
+        .order_by("cost", "name", "id")
     )
 
 

@@ -43,9 +43,11 @@ from ledger.models import Account
 from ledger.services import Leg, Posting, posting_key, transaction_reverse, transactions_post
 from loyalty import locks as loyalty_locks
 from loyalty.locks import LockedMembership, MemberRef
-from loyalty.models import Brand, IdempotencyRecord, Membership
+from loyalty.models import Brand, IdempotencyRecord, Member, Membership, NetworkWallet
 from loyalty.services.accounts import brand_account
 from loyalty.services.idempotency import IdempotencyConflictError, RequestInProgressError
+from loyalty.services.members import membership_join
+from loyalty.services.network import network_brand_account, network_spend_record, network_spend_undo
 from perks import locks
 from perks.models import Perk, Redemption, voucher_code_generate
 from perks.selectors import (
@@ -222,6 +224,8 @@ class _Item:
 
     request: RedeemRequest
     member: LockedMembership | None = None
+    wallet_id: int | None = None  # what it is paid from: the membership's wallet, or the person's network wallet
+    network_id: int | None = None  # a network perk's network
     read: RedeemRead | None = None
     redemption: Redemption | None = None
     balance: int = 0  # the wallet's balance after it
@@ -237,8 +241,21 @@ class _Batch:
         self.render = render
         self.items = [_Item(request) for request in requests]
         self.now = timezone.now()
+        # perk id -> network id, for the batch's network perks (none unless the brand is in a network)
+        self.network_perks: dict[int, int] = {}
+        if brand.network_id is not None:
+            self.network_perks = dict(
+                Perk.objects.filter(
+                    pk__in=[request.perk_id for request in requests], brand=brand, is_network_perk=True
+                ).values_list("pk", "brand__network_id")
+            )
+        self.network_unit = brand.network.unit if self.network_perks else ""
 
     def make(self) -> list[Outcome]:
+        if self.network_perks:
+            _network_members_join(
+                self.brand, [i.request for i in self.items if i.request.perk_id in self.network_perks]
+            )
         with transaction.atomic():
             self._lock_members()
             live = [item for item in self.items if item.outcome is None]
@@ -260,6 +277,18 @@ class _Batch:
             item.member = member
             if member is None:
                 item.outcome = RedeemNotFoundError(message="No such member.")
+            else:
+                item.wallet_id = member.wallet_id
+        network_items = [item for item in self.items if item.member and item.request.perk_id in self.network_perks]
+        if network_items:
+            wallets = dict(
+                NetworkWallet.objects.filter(
+                    network_id=self.brand.network_id, member_id__in={item.member.member_id for item in network_items}
+                ).values_list("member_id", "account_id")
+            )
+            for item in network_items:
+                item.network_id = self.brand.network_id
+                item.wallet_id = wallets.get(item.member.member_id)  # None: no network points ever
         self.now = timezone.now()  # once the locks are held: the limits are counted for this moment
 
     def _read(self, live: list[_Item]) -> None:
@@ -269,7 +298,7 @@ class _Batch:
                 RedeemQuery(
                     membership_id=item.member.id,
                     tier_id=item.member.tier_id,
-                    wallet_id=item.member.wallet_id,
+                    wallet_id=item.wallet_id,
                     perk_id=item.request.perk_id,
                     brand_perks_only=item.request.brand_perks_only,
                     request_key=item.request.request_key,
@@ -309,7 +338,7 @@ class _Batch:
             if request.key is not None and read.claim_id is None:
                 item.outcome = _replay(self.brand, request, read.answer)
                 continue
-            balance = self.balances.setdefault(member.wallet_id, read.balance)
+            balance = self.balances.setdefault(item.wallet_id, read.balance)
             if read.existing_id is not None:  # made by this request key before (its record expired, or the web)
                 if read.existing_perk_id != request.perk_id:
                     conflict = IdempotencyConflictError(message="This request key was already used for another perk.")
@@ -326,7 +355,7 @@ class _Batch:
                 member_status=member.status,
                 member_tier_rank=read.member_tier_rank,
                 brand_id=self.brand.pk,
-                points_name=self.brand.points_name,
+                points_name=self.network_unit if item.network_id else self.brand.points_name,
                 taken=lambda counts=counts: counts,
                 balance=lambda balance=balance: balance,
                 now=self.now,
@@ -334,7 +363,7 @@ class _Batch:
             if refusal is not None:
                 self._refuse(item, RedemptionRefusedError(refusal.code, refusal.message, extra=refusal.extra))
                 continue
-            self.balances[member.wallet_id] = balance - perk.cost
+            self.balances[item.wallet_id] = balance - perk.cost
             taken[slot] = Taken(counts.total + 1, counts.day + 1, counts.week + 1, counts.month + 1)
             if perk.stock is not None:
                 perk.stock -= 1
@@ -381,31 +410,38 @@ class _Batch:
         each wallet under its lock, then post every redemption in one call of the ledger."""
         if not accepted:
             return
-        account_id = self.redemptions_account_id
-        if account_id is None:  # the brand's first redemption ever
-            account_id = brand_account(brand=self.brand, kind=Account.Kind.REDEMPTIONS).pk
-        wallets = {item.member.wallet_id for item in accepted}
-        heads = ledger_locks.balances_lock(account_ids=[*wallets, account_id])
+        account_id = network_account_id = None
+        if any(item.network_id is None for item in accepted):
+            account_id = self.redemptions_account_id
+            if account_id is None:  # the brand's first redemption ever
+                account_id = brand_account(brand=self.brand, kind=Account.Kind.REDEMPTIONS).pk
+        if any(item.network_id is not None for item in accepted):
+            network_account_id = network_brand_account(
+                network_id=self.brand.network_id, brand=self.brand, kind=Account.Kind.REDEMPTIONS
+            ).pk
+        wallets = {item.wallet_id for item in accepted}
+        accounts = [account for account in (account_id, network_account_id) if account is not None]
+        heads = ledger_locks.balances_lock(account_ids=[*wallets, *accounts])
         held = {wallet: heads[wallet].balance if wallet in heads else 0 for wallet in wallets}
         for item in list(accepted):
             cost = item.read.perk.cost
-            if held[item.member.wallet_id] < cost:  # the plain read was out of date: the locked row decides
-                self._refuse_insufficient(item, accepted, cost - held[item.member.wallet_id])
+            if held[item.wallet_id] < cost:  # the plain read was out of date: the locked row decides
+                self._refuse_insufficient(item, accepted, cost - held[item.wallet_id])
                 continue
-            held[item.member.wallet_id] -= cost
-            item.balance = held[item.member.wallet_id]
+            held[item.wallet_id] -= cost
+            item.balance = held[item.wallet_id]
         if not accepted:
             return
         # An account made without its balance row has none to lock yet: the ledger then locks (and
         # creates) the rows itself, ours again included, which PostgreSQL grants at once.
-        account = heads.get(account_id) or Account.objects.get(pk=account_id)
+        to = {account: heads.get(account) or Account.objects.get(pk=account) for account in accounts}
         postings = [
             Posting(
                 idempotency_key=posting_key(f"redeem:{item.member.id}", item.request.request_key),
                 kind="redeem",
                 entries=[
-                    Leg(heads[item.member.wallet_id], -item.read.perk.cost),
-                    Leg(account, item.read.perk.cost),
+                    Leg(heads[item.wallet_id], -item.read.perk.cost),
+                    Leg(to[network_account_id if item.network_id else account_id], item.read.perk.cost),
                 ],
                 memo=item.read.perk.name,
                 metadata={"perk_id": item.read.perk.id, "perk": item.read.perk.name},
@@ -421,6 +457,15 @@ class _Batch:
             return
         for item, result in zip(accepted, posted, strict=True):
             item.redemption = _redemption_new(self.brand, item, result.transaction, self.now)
+            if item.network_id is not None and result.created:
+                network_spend_record(
+                    network_id=item.network_id,
+                    member_id=item.member.member_id,
+                    honoring_id=self.brand.pk,
+                    points=item.read.perk.cost,
+                    transaction_id=result.transaction.pk,
+                    now=self.now,
+                )
             self._done(item, item.redemption, item.balance, created=True)
 
     def _refuse_insufficient(self, item: _Item, accepted: list[_Item], missing: int | None) -> None:
@@ -458,6 +503,19 @@ class _Batch:
                 ],
                 prepare=True,
             )
+
+
+def _network_members_join(brand: Brand, requests: list[RedeemRequest]) -> None:
+    """A network perk may be redeemed by anyone who holds the network's points: named by email, such a
+    person joins the honoring brand's club on their first redemption there."""
+    emails = {request.member.email.lower() for request in requests if request.member.email}
+    if not emails:
+        return
+    holders = Member.objects.filter(email__in=emails, network_wallets__network_id=brand.network_id).exclude(
+        memberships__brand=brand
+    )
+    for member in holders:
+        membership_join(member=member, brand=brand)
 
 
 def _insufficient(missing) -> RedemptionRefusedError:
@@ -525,6 +583,12 @@ def redemption_cancel(*, redemption: Redemption, note: str = "") -> Redemption:
             memo=f"cancelled: {redemption.perk.name}",
             metadata={"perk_id": redemption.perk_id, "redemption_id": redemption.pk},
         )
+        if redemption.perk.is_network_perk and refund.created:
+            network_spend_undo(
+                original_transaction_id=redemption.ledger_transaction_id,
+                reversal_transaction_id=refund.transaction.pk,
+                now=timezone.now(),
+            )
         redemption.status = Redemption.Status.CANCELLED
         redemption.cancelled_at = timezone.now()
         redemption.refund_transaction = refund.transaction

@@ -8,13 +8,15 @@ own unit, which the ledger never lets a posting mix with a brand's points.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import datetime as dt
+from collections.abc import Iterable, Sequence
 
 from django.db import connection
 
+from config.db import bulk_cursor
 from ledger.models import Account
 from ledger.services import AccountSpec, account_get_or_create, accounts_get_or_create
-from loyalty.models import Brand, Network, NetworkWallet
+from loyalty.models import Brand, Network, NetworkLot, NetworkSpend, NetworkWallet
 
 
 def network_unit(network_id: int) -> str:
@@ -73,3 +75,128 @@ def network_wallets_ensure(*, network: Network | int, member_ids: Iterable[int])
             )
         found.update({member_id: codes[network_wallet_code(network_id, member_id)] for member_id in missing})
     return found
+
+
+# --- who funded what: lots by issuing brand, spent oldest first -----------------------------------------
+
+
+def settlement_month(when: dt.datetime) -> dt.date:
+    """The network's settlement month of a moment: one calendar for all its brands, UTC."""
+    return when.astimezone(dt.UTC).date().replace(day=1)
+
+
+def network_lots_add(*, network_id: int, rows: Sequence[tuple[int, int, dt.date, int]]) -> None:
+    """Add earned network points to the lots of (member id, issuing brand id, month, points)."""
+    totals: dict[tuple[int, int, dt.date], int] = {}
+    for member_id, issuer_id, month, points in rows:
+        totals[(member_id, issuer_id, month)] = totals.get((member_id, issuer_id, month), 0) + points
+    keys = sorted(key for key, points in totals.items() if points > 0)
+    if not keys:
+        return
+    with bulk_cursor() as cursor:
+        cursor.execute(
+            f"""
+            INSERT INTO {NetworkLot._meta.db_table} AS l (network_id, member_id, issuer_id, month, "left")
+            SELECT %b, v.member_id, v.issuer_id, v.month, v.points
+              FROM unnest(%b::bigint[], %b::bigint[], %b::date[], %b::bigint[])
+                   AS v(member_id, issuer_id, month, points)
+            ON CONFLICT (member_id, network_id, issuer_id, month) DO UPDATE SET "left" = l."left" + EXCLUDED."left"
+            """,  # noqa: S608 - only the table name is formatted in
+            [
+                network_id,
+                [key[0] for key in keys],
+                [key[1] for key in keys],
+                [key[2] for key in keys],
+                [totals[key] for key in keys],
+            ],
+        )
+
+
+def _lots_locked(network_id: int, member_id: int) -> list[NetworkLot]:
+    """The person's lots with points left, oldest first, locked (the caller holds the wallet's balance
+    row: these only move with a posting to it)."""
+    return list(
+        NetworkLot.objects.select_for_update()
+        .filter(network_id=network_id, member_id=member_id, left__gt=0)
+        .order_by("month", "id")
+    )
+
+
+def network_lots_take(*, network_id: int, member_id: int, points: int, issuer_id: int) -> None:
+    """A refund took `points` back from the wallet: take them from the refunding brand's lots, newest
+    first, then (what that brand's lots no longer hold: spent) from the newest of the others."""
+    lots = _lots_locked(network_id, member_id)
+    order = [lot for lot in reversed(lots) if lot.issuer_id == issuer_id] + [
+        lot for lot in reversed(lots) if lot.issuer_id != issuer_id
+    ]
+    _lots_consume(order, points)
+
+
+def _lots_consume(order: list[NetworkLot], points: int) -> list[tuple[NetworkLot, int]]:
+    taken = []
+    for lot in order:
+        if points <= 0:
+            break
+        part = min(lot.left, points)
+        lot.left -= part
+        points -= part
+        taken.append((lot, part))
+    if points > 0:  # pragma: no cover - the lots sum to the wallet, which the ledger kept from going below zero
+        raise RuntimeError("network lots hold fewer points than the wallet")
+    NetworkLot.objects.bulk_update([lot for lot, _ in taken], ["left"])
+    return taken
+
+
+def network_spend_record(
+    *, network_id: int, member_id: int, honoring_id: int, points: int, transaction_id: int, now: dt.datetime
+) -> list[NetworkSpend]:
+    """Attribute a network redemption to the brands that issued its points, oldest points first, and
+    record it for the settlement of this month. Call it in the posting's transaction."""
+    taken = _lots_consume(_lots_locked(network_id, member_id), points)
+    month = settlement_month(now)
+    spends: dict[int, int] = {}
+    for lot, part in taken:
+        spends[lot.issuer_id] = spends.get(lot.issuer_id, 0) + part
+    return NetworkSpend.objects.bulk_create(
+        [
+            NetworkSpend(
+                network_id=network_id,
+                issuer_id=issuer_id,
+                honoring_id=honoring_id,
+                member_id=member_id,
+                points=part,
+                month=month,
+                ledger_transaction_id=transaction_id,
+                created_at=now,
+            )
+            for issuer_id, part in sorted(spends.items())
+        ]
+    )
+
+
+def network_spend_undo(*, original_transaction_id: int, reversal_transaction_id: int, now: dt.datetime) -> None:
+    """A network redemption was cancelled (its points are back in the wallet): give the issuers their
+    points back, in this month's settlement (negative rows), and back into the lots they came from."""
+    spent = list(NetworkSpend.objects.filter(ledger_transaction_id=original_transaction_id, points__gt=0))
+    if not spent:
+        return
+    month = settlement_month(now)
+    NetworkSpend.objects.bulk_create(
+        [
+            NetworkSpend(
+                network_id=spend.network_id,
+                issuer_id=spend.issuer_id,
+                honoring_id=spend.honoring_id,
+                member_id=spend.member_id,
+                points=-spend.points,
+                month=month,
+                ledger_transaction_id=reversal_transaction_id,
+                created_at=now,
+            )
+            for spend in spent
+        ]
+    )
+    network_lots_add(
+        network_id=spent[0].network_id,
+        rows=[(spend.member_id, spend.issuer_id, month, spend.points) for spend in spent],
+    )

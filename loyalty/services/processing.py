@@ -19,6 +19,7 @@ reverses the purchase's ledger transaction, which must exist first.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -47,7 +48,13 @@ from loyalty.models import (
 )
 from loyalty.services.accounts import brand_account, brand_unit, pending_code, wallet_code
 from loyalty.services.members import MEMBER_MISMATCH, MembershipRaceError, memberships_resolve
-from loyalty.services.network import network_brand_account, network_wallets_ensure
+from loyalty.services.network import (
+    network_brand_account,
+    network_lots_add,
+    network_lots_take,
+    network_wallets_ensure,
+    settlement_month,
+)
 from loyalty.signals import events_processed
 
 logger = logging.getLogger(__name__)
@@ -219,6 +226,8 @@ def _process_locked(
     transaction_of = {result.transaction.idempotency_key: result.transaction.pk for result in posted}
 
     _events_write(decision.outcomes, transaction_of, now)
+    if network.network_id is not None:
+        _network_lots_write(brand, network, decision.outcomes, now)
     _purchases_write(decision.purchases.values())
     _buckets_write(decision.buckets)
     _counters_write(decision.counts)
@@ -355,6 +364,8 @@ def _pending_wallets_ensure(brand, program, memberships, events, purchases, memb
 class _Network:
     wallets: dict[int, int]  # membership id -> the person's network wallet account id
     issuance: tuple[int, ...]  # the brand's network issuance account id, if it earns network points
+    members: dict[int, int] = dataclasses.field(default_factory=dict)  # membership id -> member id
+    network_id: int | None = None
 
 
 def _network_accounts(brand, program, events, purchases, membership_of) -> _Network:
@@ -378,7 +389,7 @@ def _network_accounts(brand, program, events, purchases, membership_of) -> _Netw
     members = dict(Membership.objects.filter(pk__in=wanted).values_list("pk", "member_id"))
     by_member = network_wallets_ensure(network=brand.network_id, member_ids=members.values())
     issuance = network_brand_account(network_id=brand.network_id, brand=brand, kind=Account.Kind.ISSUANCE)
-    return _Network({m: by_member[member] for m, member in members.items()}, (issuance.pk,))
+    return _Network({m: by_member[member] for m, member in members.items()}, (issuance.pk,), members, brand.network_id)
 
 
 def _originals(purchases: dict[int, locks.EventRow]) -> dict[int | str, Transaction]:
@@ -604,6 +615,24 @@ def _postings(decision, by_id, purchases, accounts: _Accounts, originals, releas
             )
         )
     return postings
+
+
+def _network_lots_write(brand: Brand, network: _Network, outcomes: list[engine.Outcome], now: dt.datetime) -> None:
+    """Keep the network lots with the network wallets: earns add to the brand's lot of this month, refunds
+    take back (loyalty.services.network)."""
+    month = settlement_month(now)
+    earned = [
+        (network.members[o.membership_id], brand.pk, month, o.network_points) for o in outcomes if o.network_points > 0
+    ]
+    network_lots_add(network_id=network.network_id, rows=earned)
+    for outcome in outcomes:
+        if outcome.network_points < 0:
+            network_lots_take(
+                network_id=network.network_id,
+                member_id=network.members[outcome.membership_id],
+                points=-outcome.network_points,
+                issuer_id=brand.pk,
+            )
 
 
 def _execute(sql: str, params: list) -> int:
