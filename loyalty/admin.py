@@ -1,5 +1,7 @@
 """Partner portal for brands, staff, members, memberships and API keys."""
 
+import csv
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
@@ -7,11 +9,13 @@ from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 from rest_framework_api_key.admin import APIKeyModelAdmin
 from rest_framework_api_key.models import APIKey
 from unfold.admin import ModelAdmin, TabularInline
@@ -35,10 +39,12 @@ from loyalty.models import (
     Tier,
     User,
 )
+from loyalty.periods import month_parse, months_add
 from loyalty.serializers import statement_entry_out
 from loyalty.services import brand_staff_add, brand_staff_remove, membership_enroll
 from loyalty.services.earning import adjustment_create
 from loyalty.services.lifecycle import tiers_reevaluate_queue
+from loyalty.services.network import network_statement, settlement_month
 from loyalty.services.processing import events_retry
 
 admin.site.unregister(APIKey)  # Tally's keys are BrandApiKey: every key belongs to a brand
@@ -93,6 +99,24 @@ class BrandStaffInline(TabularInline):
         return request.user.is_superuser
 
 
+def _statement_csv(brand: Brand, statement: dict) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{brand.slug}-settlement-{statement["month"]}.csv"'
+    writer = csv.writer(response)
+    writer.writerow(["month", "unit", "issued", "redeemed", "net_points", "net_amount", "currency", "closed"])
+    writer.writerow(
+        [
+            statement[key]
+            for key in ("month", "unit", "issued", "redeemed", "net_points", "net_amount", "currency", "closed")
+        ]
+    )
+    writer.writerow([])
+    writer.writerow(["brand", "issued_here_spent_there", "issued_there_spent_here", "amount"])
+    for row in statement["counterparties"]:
+        writer.writerow([row["brand"], row["issued_here_spent_there"], row["issued_there_spent_here"], row["amount"]])
+    return response
+
+
 @admin.register(Brand)
 class BrandAdmin(BrandScopedAdmin):
     list_display = ["name", "slug", "points_name", "timezone", "is_active", "member_count"]
@@ -100,8 +124,17 @@ class BrandAdmin(BrandScopedAdmin):
     list_filter = ["is_active"]
     inlines = [BrandStaffInline]
 
+    readonly_fields = ["network_page"]
+
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(member_total=Count("memberships"))
+
+    @admin.display(description="open network")
+    def network_page(self, brand: Brand) -> str:
+        if brand.pk is None or brand.network_id is None:
+            return "—"
+        url = reverse("admin:loyalty_brand_network", args=[brand.pk])
+        return format_html('<a href="{}">Settlement statements and acquisition in {}</a>', url, brand.network)
 
     @admin.display(description="members", ordering="member_total")
     def member_count(self, obj: Brand) -> int:
@@ -121,6 +154,39 @@ class BrandAdmin(BrandScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return request.user.is_superuser
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/network/",
+                self.admin_site.admin_view(self.network_view),
+                name="loyalty_brand_network",
+            ),
+            *super().get_urls(),
+        ]
+
+    def network_view(self, request, object_id):
+        """The brand's open-network page: a month's settlement statement (and its CSV), and what the network
+        brought the brand."""
+        brand = self.get_object(request, unquote(object_id))
+        if brand is None or brand.network_id is None:
+            raise Http404("No such brand in an open network.")
+        month = month_parse(request.GET.get("month", "")) or settlement_month(timezone.now())
+        statement = network_statement(brand=brand, month=month)
+        if request.GET.get("format") == "csv":
+            return _statement_csv(brand, statement)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{brand.name} in {brand.network.name}",
+            "opts": self.opts,
+            "brand": brand,
+            "statement": statement,
+            "month": f"{month:%Y-%m}",
+            "previous": f"{months_add(month, -1):%Y-%m}",
+            "next": f"{months_add(month, 1):%Y-%m}",
+            "acquisition": selectors.network_acquisition(brand=brand),
+        }
+        return TemplateResponse(request, "admin/loyalty/brand_network.html", context)
 
     def save_formset(self, request, form, formset, change):
         if formset.model is not BrandStaff:

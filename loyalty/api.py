@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from types import SimpleNamespace
 
 from django.http import Http404, HttpRequest, HttpResponse
@@ -25,6 +26,7 @@ from config.parsers import json_object_plain
 from loyalty import notify, selectors
 from loyalty.authentication import ApiKeyAuthentication, ApiKeyRateThrottle, HasBrandApiKey, recent_api_key
 from loyalty.models import Brand, EarnRule, Event, Membership
+from loyalty.periods import MONTH_PATTERN, month_parse
 from loyalty.selectors import brand_event_types
 from loyalty.serializers import (
     NOT_BLANK,
@@ -42,6 +44,7 @@ from loyalty.serializers import (
 from loyalty.services.earning import adjustment_create
 from loyalty.services.idempotency import idempotent_call, request_fingerprint
 from loyalty.services.ingest import events_accept
+from loyalty.services.network import network_statement
 
 WAIT_SECONDS = 2.0
 IDEMPOTENCY_KEY_MAX = 255
@@ -694,3 +697,54 @@ class AdjustmentCollection(BrandApiView):
             return 201, adjustment_out(adjustment)
 
         return self.answer(request, key, handler)
+
+
+def month_param(value: str | None) -> dt.date:
+    """`YYYY-MM` as the first day of that month; a 400 in the error shape otherwise."""
+    month = month_parse(value or "")
+    if month is None:
+        raise serializers.ValidationError({"month": ["A month as YYYY-MM, for example 2026-11."]})
+    return month
+
+
+SETTLEMENT_EXAMPLE = {
+    "month": "2026-11",
+    "unit": "LTZ",
+    "issued": 1000,
+    "redeemed": 0,
+    "net_points": -500,
+    "net_amount": "-5.00",
+    "currency": "USD",
+    "counterparties": [
+        {"brand": "artist", "issued_here_spent_there": 500, "issued_there_spent_here": 0, "amount": "-5.00"}
+    ],
+    "closed": False,
+}
+
+
+class NetworkSettlementView(BrandApiView):
+    @extend_schema(
+        operation_id="network_settlement_retrieve",
+        summary="The key's brand's network settlement statement of a month",
+        description=(
+            "Points the brand issued, points redeemed at it, and per other brand of the network what each "
+            "funded of the other's perks; `amount` and `net_amount` are what the network owes the brand "
+            "(negative: what it owes the network), at the network's value of a point. A closed month "
+            "(`manage.py network_settle`) never changes: later refunds count in the month they happen."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "month", {"type": "string", "pattern": MONTH_PATTERN}, required=True, description="YYYY-MM"
+            )
+        ],
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="the statement"),
+            **error_responses(400, 401, 404, 429),
+        },
+        examples=[OpenApiExample("statement", response_only=True, value=SETTLEMENT_EXAMPLE)],
+    )
+    def get(self, request: Request) -> Response:
+        month = month_param(request.query_params.get("month"))
+        if self.brand.network_id is None:
+            raise Http404("This brand is in no open network.")
+        return Response(network_statement(brand=self.brand, month=month))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zoneinfo
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,17 @@ if TYPE_CHECKING:
 def month_floor(when: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.date:
     """First day of the month `when` falls in, in `zone`."""
     return when.astimezone(zone).date().replace(day=1)
+
+
+MONTH_PATTERN = r"^(\d{4})-(0[1-9]|1[0-2])$"
+
+
+def month_parse(value: str) -> dt.date | None:
+    """`YYYY-MM` as the first day of that month (None if it is not one)."""
+    found = re.match(MONTH_PATTERN, value)
+    if found is None or int(found.group(1)) == 0:  # no year 0000 in a date
+        return None
+    return dt.date(int(found.group(1)), int(found.group(2)), 1)
 
 
 def months_add(month: dt.date, months: int) -> dt.date:

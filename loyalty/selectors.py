@@ -230,3 +230,44 @@ def awarded_in_period(
         membership=membership, event_type=event_type, day__gte=start, day__lt=end
     ).aggregate(events=Sum("awarded"), points=Sum("points"))
     return totals["events"] or 0, totals["points"] or 0
+
+
+def network_acquisition(*, brand: Brand) -> dict[str, list[dict]]:
+    """What the network brought the brand, by month: members who first joined another brand of the network
+    and then earned or redeemed here (by the month they joined here), and where the brand's members spent
+    their network points (by month and honoring brand)."""
+    from django.db import connection
+
+    from loyalty.models import Event, NetworkSpend
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT to_char(date_trunc('month', m.joined_at AT TIME ZONE 'UTC'), 'YYYY-MM'), count(*)
+              FROM {Membership._meta.db_table} m
+             WHERE m.brand_id = %s
+               AND EXISTS (SELECT 1 FROM {Membership._meta.db_table} o
+                             JOIN {Brand._meta.db_table} ob ON ob.id = o.brand_id
+                            WHERE o.member_id = m.member_id AND o.brand_id <> m.brand_id
+                              AND ob.network_id = %s AND o.joined_at < m.joined_at)
+               AND (EXISTS (SELECT 1 FROM {Event._meta.db_table} e
+                             WHERE e.membership_id = m.id AND e.status = 'awarded')
+                    OR EXISTS (SELECT 1 FROM {NetworkSpend._meta.db_table} s
+                                WHERE s.member_id = m.member_id AND s.honoring_id = m.brand_id))
+             GROUP BY 1 ORDER BY 1
+            """,  # noqa: S608 - only table names are formatted in
+            [brand.pk, brand.network_id],
+        )
+        acquired = [{"month": month, "members": count} for month, count in cursor.fetchall()]
+    spent = (
+        NetworkSpend.objects.filter(issuer=brand)
+        .values_list("month", "honoring__slug")
+        .annotate(points=Sum("points"))
+        .order_by("month", "honoring__slug")
+    )
+    return {
+        "acquired": acquired,
+        "spent_elsewhere": [
+            {"month": f"{month:%Y-%m}", "brand": slug, "points": points} for month, slug, points in spent if points
+        ],
+    }

@@ -14,5 +14,6 @@ urlpatterns = [
         name="api_member_transactions",
     ),
     path("adjustments", api.AdjustmentCollection.as_view(), name="api_adjustments"),
+    path("network/settlement", api.NetworkSettlementView.as_view(), name="api_network_settlement"),
     path("compat/loyalteez/manual-event", compat.LoyalteezManualEvent.as_view(), name="api_compat_loyalteez"),
 ]

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from decimal import ROUND_HALF_EVEN, Decimal
 
-from django.db import connection
+from django.db import connection, transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
 
 from config.db import bulk_cursor
-from ledger.models import Account
+from config.errors import ApplicationError
+from ledger.models import Account, Entry
 from ledger.services import AccountSpec, account_get_or_create, accounts_get_or_create
-from loyalty.models import Brand, Network, NetworkLot, NetworkSpend, NetworkWallet
+from loyalty.models import Brand, Network, NetworkLot, NetworkSettlement, NetworkSpend, NetworkWallet
+from loyalty.periods import months_add
 
 
 def network_unit(network_id: int) -> str:
@@ -200,3 +205,102 @@ def network_spend_undo(*, original_transaction_id: int, reversal_transaction_id:
         network_id=spent[0].network_id,
         rows=[(spend.member_id, spend.issuer_id, month, spend.points) for spend in spent],
     )
+
+
+# --- settlement ---------------------------------------------------------------------------------------
+
+
+class SettlementError(ApplicationError):
+    status_code = 422
+    code = "not_closable"
+
+
+def _money(amount: Decimal) -> str:
+    return str(amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))
+
+
+def network_statement_compute(*, network: Network, brand: Brand, month: dt.date) -> dict:
+    """A brand's settlement statement of a month, from the ledger and the recorded spends: what it issued,
+    what was redeemed at it, and per other brand what each funded of the other's perks. `amount` is what
+    the network owes the brand for that pair (negative: what the brand owes), at the network's value of a
+    point; `net_amount` settles the month in one payment."""
+    start = dt.datetime.combine(month, dt.time(), tzinfo=dt.UTC)
+    end = dt.datetime.combine(months_add(month, 1), dt.time(), tzinfo=dt.UTC)
+    issuance = Account.objects.filter(code=f"network:{network.pk}:issuance:{brand.pk}").first()
+    issued = 0
+    if issuance is not None:
+        total = Entry.objects.filter(account=issuance, created_at__gte=start, created_at__lt=end).aggregate(
+            total=Sum("amount")
+        )["total"]
+        issued = -(total or 0)
+    pairs = (
+        NetworkSpend.objects.filter(network=network, month=month)
+        .filter(Q(issuer=brand) | Q(honoring=brand))
+        .values_list("issuer_id", "honoring_id")
+        .annotate(points=Sum("points"))
+    )
+    here_there: dict[int, int] = {}  # other brand -> this brand's points spent there
+    there_here: dict[int, int] = {}  # other brand -> its points spent here
+    redeemed = 0
+    for issuer_id, honoring_id, points in pairs:
+        if honoring_id == brand.pk:
+            redeemed += points
+            if issuer_id != brand.pk:
+                there_here[issuer_id] = there_here.get(issuer_id, 0) + points
+        elif issuer_id == brand.pk:
+            here_there[honoring_id] = here_there.get(honoring_id, 0) + points
+    slugs = dict(Brand.objects.filter(pk__in={*here_there, *there_here}).values_list("pk", "slug"))
+    counterparties = []
+    for other in sorted({*here_there, *there_here}, key=lambda pk: slugs[pk]):
+        net = there_here.get(other, 0) - here_there.get(other, 0)
+        counterparties.append(
+            {
+                "brand": slugs[other],
+                "issued_here_spent_there": here_there.get(other, 0),
+                "issued_there_spent_here": there_here.get(other, 0),
+                "amount": _money(net * network.point_value),
+            }
+        )
+    net_points = sum(there_here.values()) - sum(here_there.values())
+    return {
+        "month": f"{month:%Y-%m}",
+        "unit": network.unit,
+        "issued": issued,
+        "redeemed": redeemed,
+        "net_points": net_points,
+        "net_amount": _money(net_points * network.point_value),
+        "currency": network.currency,
+        "counterparties": counterparties,
+    }
+
+
+def network_statement(*, brand: Brand, month: dt.date) -> dict:
+    """The brand's statement of a month: as it was closed (a closed month never changes), else as it is."""
+    network = brand.network
+    closed = NetworkSettlement.objects.filter(network=network, month=month).first()
+    if closed is not None:
+        statement = closed.statements.get(brand.slug) or network_statement_compute(
+            network=network, brand=brand, month=month
+        )
+        return {**statement, "closed": True}
+    return {**network_statement_compute(network=network, brand=brand, month=month), "closed": False}
+
+
+@transaction.atomic
+def network_month_close(*, network: Network, month: dt.date, now: dt.datetime | None = None) -> NetworkSettlement:
+    """Close a settlement month once it is over: every brand's statement, stored as it is now. Closing a
+    closed month returns it unchanged. Spends and refunds after that count in the month they happen."""
+    now = now or timezone.now()
+    existing = NetworkSettlement.objects.filter(network=network, month=month).first()
+    if existing is not None:
+        return existing
+    if settlement_month(now) <= month:
+        raise SettlementError(message=f"{month:%Y-%m} is not over yet: a month is closed once it has ended.")
+    statements = {
+        brand.slug: network_statement_compute(network=network, brand=brand, month=month)
+        for brand in Brand.objects.filter(network=network).order_by("slug")
+    }
+    settlement, _ = NetworkSettlement.objects.get_or_create(
+        network=network, month=month, defaults={"statements": statements, "closed_at": now}
+    )
+    return settlement
