@@ -1,4 +1,5 @@
-"""Demo data of the loyalty app: the coffee brand, the artist's fan club, their staff and a fan.
+"""Demo data of the loyalty app: the coffee brand, the artist's fan club, the open network's web shop,
+their staff and a fan.
 
 `manage.py demo` calls `load()` of every app's `demo` module in INSTALLED_APPS order, so perks and
 livestream add their own demo data without loyalty importing them. Every step is idempotent.
@@ -13,7 +14,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from loyalty import services
-from loyalty.models import Brand, BrandStaff, EarnRule, Tier, User
+from loyalty.models import Brand, BrandStaff, EarnRule, Network, Tier, User
 from loyalty.services.earning import adjustment_create
 
 DEMO_PASSWORD = "tally-demo-2026"  # noqa: S105 - printed on screen; demo data only
@@ -30,7 +31,8 @@ LOGINS = [
     DemoLogin("operator (superuser, every brand)", "admin@tally.example"),
     DemoLogin("coffee brand staff (owner)", "staff@coffee.example"),
     DemoLogin("artist brand staff (owner)", "staff@artist.example"),
-    DemoLogin("fan (member of both clubs)", "fan@tally.example"),
+    DemoLogin("web shop staff (owner)", "staff@shop.example"),
+    DemoLogin("fan (member of the coffee and artist clubs)", "fan@tally.example"),
 ]
 
 
@@ -78,12 +80,39 @@ def load() -> list[str]:
             "points_expire_months": None,  # a fan's points never expire
         },
     )
+    # The open network (the Loyalteez model): one portable point, LTZ, worth $0.01 in settlement. The web shop
+    # issues 10 LTZ per $1 and no points of its own; the artist honors LTZ on its network perks; the coffee
+    # brand stays a closed program outside it.
+    network, _ = Network.objects.get_or_create(
+        slug="open",
+        defaults={"name": "Open network", "unit": "LTZ", "point_value": Decimal("0.01"), "currency": "USD"},
+    )
+    shop, _ = Brand.objects.get_or_create(
+        slug="shop",
+        defaults={
+            "name": "Northwind Web Shop",
+            "timezone": "America/New_York",
+            "points_name": "LTZ",
+            "tagline": "10 LTZ per $1, to spend on perks across the open network.",
+            "network": network,
+            "loyalteez_brand_id": "shop-ltz",
+        },
+    )
+    if artist.network_id is None:
+        artist.network = network
+        artist.save(update_fields=["network"])
     _user("admin@tally.example", superuser=True, first_name="Operator")
     services.brand_staff_add(
         user=_user("staff@coffee.example", first_name="Casey"), brand=coffee, role=BrandStaff.Role.OWNER
     )
     services.brand_staff_add(
         user=_user("staff@artist.example", first_name="Alex"), brand=artist, role=BrandStaff.Role.OWNER
+    )
+    services.brand_staff_add(user=_user("staff@shop.example", first_name="Sam"), brand=shop, role=BrandStaff.Role.OWNER)
+    EarnRule.objects.get_or_create(
+        brand=shop,
+        event_type="purchase",
+        defaults={"name": "10 LTZ per $1", "network_points_per_unit": Decimal("10"), "currency": "USD"},
     )
     _earning_configure(coffee, artist)
     fan = services.member_for_user(user=_user("fan@tally.example", first_name="Frankie"))
@@ -96,7 +125,8 @@ def load() -> list[str]:
     return [
         "coffee: Bean & Leaf Coffee: 1 Star per $1, Green / Gold 500 / Reserve 2,500 (a rolling 12 months, down at"
         " once), check_in 5 Stars once a day and 50 for 7 days in a row, Stars expire 6 months after their month",
-        "artist: Nova Lane fan club: track_listen 1 point, up to 100 a day; points never expire",
+        "artist: Nova Lane fan club: track_listen 1 point, up to 100 a day; points never expire; in the open network",
+        "shop: Northwind Web Shop: 10 LTZ per $1 (open network, Loyalteez brand id shop-ltz), no points of its own",
     ]
 
 

@@ -38,6 +38,23 @@ def load() -> list[str]:
             },
         )
     artist = Brand.objects.get(slug="artist")
+    # Network perks: priced in LTZ, redeemable by a member of any brand of the open network.
+    for name, cost, stock, category, description in (
+        ("Signed poster", 500, 50, Perk.Category.MERCH, "A tour poster signed by Nova Lane, shipped to you."),
+        ("Backstage video call", 2000, 5, Perk.Category.EXPERIENCE, "Ten minutes with Nova Lane before a show."),
+    ):
+        Perk.objects.get_or_create(
+            brand=artist,
+            name=name,
+            defaults={
+                "cost": cost,
+                "stock": stock,
+                "category": category,
+                "description": description,
+                "is_network_perk": True,
+                "fulfillment": Perk.Fulfillment.STAFF,
+            },
+        )
     Perk.objects.get_or_create(
         brand=artist,
         name="Tour hoodie",
@@ -72,5 +89,6 @@ def load() -> list[str]:
     )
     return [
         "coffee: reward menu 25 / 60 / 100 / 200 / 300 / 400 Stars",
-        "artist: hoodie (stock 20), pre-sale code, video shout-out (one per fan)",
+        "artist: hoodie (stock 20), pre-sale code, video shout-out (one per fan); network perks in LTZ: signed"
+        " poster (500, stock 50), backstage video call (2,000, stock 5)",
     ]

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from config.db import bulk_cursor
 from ledger.models import Account, Balance
-from loyalty.models import Brand, IdempotencyRecord, Membership, Tier
+from loyalty.models import Brand, IdempotencyRecord, Member, Membership, Network, Tier
 from loyalty.periods import cap_periods
 from loyalty.selectors import membership_balance
 from perks.models import Perk, Redemption
@@ -146,7 +146,9 @@ def redemption_refusal(
     return None
 
 
-def perk_refusal(*, membership: Membership, perk: Perk, balance: int | None = None) -> Refusal | None:
+def perk_refusal(
+    *, membership: Membership, perk: Perk, balance: int | None = None, points_name: str | None = None
+) -> Refusal | None:
     """Why this member cannot redeem this perk right now, or None if they can.
 
     Read-only; perk_redeem checks the same rules (redemption_refusal) under the membership's row lock,
@@ -163,7 +165,7 @@ def perk_refusal(*, membership: Membership, perk: Perk, balance: int | None = No
         member_status=membership.status,
         member_tier_rank=member_tier_rank,
         brand_id=membership.brand_id,
-        points_name=membership.brand.points_name,
+        points_name=points_name or membership.brand.points_name,
         taken=lambda: redemptions_taken(
             membership_id=membership.pk, perk_id=perk.pk, periods=cap_periods(when=now, zone=membership.brand.zone)
         ),
@@ -375,3 +377,30 @@ def redemption_list_for_user(user) -> QuerySet[Redemption]:
         .select_related("perk", "brand")
         .order_by("-created_at", "-id")
     )
+
+
+def network_perk_refusal(*, member: Member, perk: Perk, balance: int) -> Refusal | None:
+    """Why this person cannot redeem this network perk now (None: they can): the perk's rules, counted on
+    their membership of the honoring brand (none yet: nothing taken), against their network points."""
+    unit = perk.brand.network.unit
+    membership = Membership.objects.filter(member=member, brand=perk.brand).select_related("brand", "tier").first()
+    if membership is not None:
+        return perk_refusal(membership=membership, perk=perk, balance=balance, points_name=unit)
+    return redemption_refusal(
+        perk=perk,
+        minimum_tier=None,
+        member_status=Membership.Status.ACTIVE,
+        member_tier_rank=None,
+        brand_id=perk.brand_id,
+        points_name=unit,
+        taken=lambda: Taken(0, 0, 0, 0),
+        balance=lambda: balance,
+        now=timezone.now(),
+    )
+
+
+def networks_for_member(member: Member | None) -> list[Network]:
+    """The open networks a person is in: those of the brands whose clubs they joined."""
+    if member is None:
+        return []
+    return list(Network.objects.filter(brands__memberships__member=member).distinct().order_by("name"))

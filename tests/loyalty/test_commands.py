@@ -31,12 +31,18 @@ def test_demo_loads_both_brands_staff_and_a_fan_and_prints_the_logins():
     out = io.StringIO()
     call_command("demo", stdout=out)
 
-    assert set(Brand.objects.values_list("slug", flat=True)) == {"coffee", "artist"}
+    assert set(Brand.objects.values_list("slug", flat=True)) == {"coffee", "artist", "shop"}
     assert BrandStaff.objects.get(user__email="staff@coffee.example").brand.slug == "coffee"
     assert BrandStaff.objects.get(user__email="staff@artist.example").brand.slug == "artist"
     assert Membership.objects.filter(member__user__email="fan@tally.example").count() == 2
     assert User.objects.get(email="staff@coffee.example").check_password("tally-demo-2026")
-    for email in ("admin@tally.example", "staff@coffee.example", "staff@artist.example", "fan@tally.example"):
+    for email in (
+        "admin@tally.example",
+        "staff@coffee.example",
+        "staff@artist.example",
+        "staff@shop.example",
+        "fan@tally.example",
+    ):
         assert email in out.getvalue()
 
 
@@ -53,6 +59,20 @@ def test_the_demo_coffee_program_expires_stars_after_6_months_and_pays_a_7_day_c
     check_in = coffee.earn_rules.get(event_type="check_in")
     assert (check_in.streak_length, check_in.streak_period, check_in.streak_bonus) == (7, "day", 50)
     assert coffee.earn_rules.get(event_type="purchase").pending_days == 0
+
+
+def test_the_demo_s_open_network_has_the_shop_issuing_ltz_and_the_artist_honoring_it():
+    call_command("demo", stdout=io.StringIO())
+    shop, artist, coffee = (Brand.objects.get(slug=slug) for slug in ("shop", "artist", "coffee"))
+    network = shop.network
+    assert (network.slug, network.unit, str(network.point_value), network.currency) == ("open", "LTZ", "0.0100", "USD")
+    assert artist.network == network and coffee.network is None
+    assert shop.loyalteez_brand_id == "shop-ltz"
+    rule = shop.earn_rules.get(event_type="purchase")
+    assert (rule.points_per_unit, rule.network_points_per_unit) == (None, 10)
+    assert BrandStaff.objects.get(user__email="staff@shop.example").brand == shop
+    perks = {perk.name: (perk.cost, perk.stock) for perk in artist.perks.filter(is_network_perk=True)}
+    assert perks == {"Signed poster": (500, 50), "Backstage video call": (2000, 5)}
 
 
 def test_demo_twice_creates_nothing_twice():
@@ -108,6 +128,7 @@ def test_demo_logins_present_names_the_logins_that_open_with_the_demo_password()
         "new-staff@example.com",
         "staff@artist.example",
         "staff@coffee.example",
+        "staff@shop.example",
     ]
 
 
