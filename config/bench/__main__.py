@@ -1,14 +1,19 @@
 """`make bench`: Tally measured as a user runs it, every figure a ratio against a baseline of the same run.
 
-    python -m config.bench                   everything (about 10 minutes)
-    python -m config.bench --only single     some sections: single, e2e, redeem, heartbeat, reads
+    python -m config.bench                   everything (about 25 minutes, the lifecycle section 12 of them)
+    python -m config.bench --only single     some sections: single, e2e, redeem, heartbeat, reads, lifecycle
     python -m config.bench --seconds 20      shorter sustained runs (the targets speak of 60 s)
+    python -m config.bench --only lifecycle --lifecycle-members 200000   the daily lifecycle job, smaller
 
 It creates a throwaway database (dropped at the end, also on failure or Ctrl-C), starts the processes
 `make run` starts (gunicorn, a Celery worker, beat: config.supervisor.process_commands) against it and
 against Redis databases of its own, and loads them over HTTP from this process (wrk for high request
 rates, a Python client for the batch endpoint). The machine is shared and noisy: each target is a
 ratio to something measured in the same run, and the run says which targets it met.
+
+The lifecycle section needs no server: it seeds brands of 10,000 and of `--lifecycle-members` members
+set-based into a throwaway database of its own and times the daily points-lifecycle job on each
+(config/bench/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -50,11 +55,16 @@ def _machine() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m config.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", help="comma-separated sections: single, e2e, redeem, heartbeat, reads")
+    parser.add_argument("--only", help="comma-separated sections: single, e2e, redeem, heartbeat, reads, lifecycle")
     parser.add_argument("--seconds", type=int, default=60, help="length of the sustained end-to-end run")
     parser.add_argument("--short", type=int, default=15, help="length of each rate measurement")
+    parser.add_argument(
+        "--lifecycle-members", type=int, default=1_000_000, help="members of the lifecycle section's big brand"
+    )
     args = parser.parse_args()
-    sections = set(args.only.split(",")) if args.only else {"single", "e2e", "redeem", "heartbeat", "reads"}
+    sections = (
+        set(args.only.split(",")) if args.only else {"single", "e2e", "redeem", "heartbeat", "reads", "lifecycle"}
+    )
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
@@ -103,6 +113,10 @@ def main() -> int:
             ).stdout
             print(output, flush=True)
             _reads(report, output)
+        if "lifecycle" in sections:
+            from config.bench import lifecycle
+
+            lifecycle.run(report, members=args.lifecycle_members)
     finally:
         print(f"\n{report.render()}\nwhole run: {time.monotonic() - started:.0f} s", flush=True)
     return 0 if report.all_met else 1
