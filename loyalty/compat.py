@@ -24,6 +24,16 @@ from loyalty.models import EarnRule, Event
 from loyalty.serializers import TextField
 
 PLACE_ORDER = "place_order"
+# Where an error of the event made from the body points back to, in the body as the client sent it.
+_COMPAT_FIELDS = {
+    "type": "eventType",
+    "member": "userEmail",
+    "order_id": "metadata.order_id",
+    "amount": "metadata.order_value",
+    "currency": "metadata.order_value",
+    "location_id": "metadata.location_id",
+    "idempotency_key": "Idempotency-Key",
+}
 
 
 class LoyalteezManualEventSerializer(serializers.Serializer):
@@ -65,7 +75,7 @@ class LoyalteezManualEvent(BrandApiView):
         responses={
             201: OpenApiResponse(description="processed: `earned` says what, `event` is the Tally event"),
             202: OpenApiResponse(description="accepted, not processed within 2 s (GET the event later)"),
-            **error_responses(400, 401, 409, 422, 429),
+            **error_responses(400, 401, 409, 415, 422, 429),
         },
         examples=[OpenApiExample("the seed's order", request_only=True, value=SEED_EXAMPLE)],
     )
@@ -107,9 +117,7 @@ class LoyalteezManualEvent(BrandApiView):
             event.update(type=data["eventType"], idempotency_key=f"loyalteez:{key}")
         [(clean, errors)] = _events_clean(self.brand, [event])
         if errors:
-            raise serializers.ValidationError(
-                {("eventType" if name == "type" else f"metadata.{name}"): value for name, value in errors.items()}
-            )
+            raise serializers.ValidationError({_COMPAT_FIELDS.get(name, name): value for name, value in errors.items()})
         body, status, replayed = _event_answer(self.brand, clean, wait=True)
         if status == 201 and body.get("status") == Event.Status.REJECTED:
             refused = error_body(

@@ -16,13 +16,15 @@ def month_floor(when: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.date:
     return when.astimezone(zone).date().replace(day=1)
 
 
-MONTH_PATTERN = r"^(\d{4})-(0[1-9]|1[0-2])$"
+# Years 0001 to 9999 (a date has no year 0), months 01 to 12; no look-ahead, so that the OpenAPI schema's
+# pattern is one every client (and the schema fuzzer) can use.
+MONTH_PATTERN = r"^([1-9]\d{3}|0[1-9]\d{2}|00[1-9]\d|000[1-9])-(0[1-9]|1[0-2])$"
 
 
 def month_parse(value: str) -> dt.date | None:
     """`YYYY-MM` as the first day of that month (None if it is not one)."""
     found = re.match(MONTH_PATTERN, value)
-    if found is None or int(found.group(1)) == 0:  # no year 0000 in a date
+    if found is None:
         return None
     return dt.date(int(found.group(1)), int(found.group(2)), 1)
 

@@ -194,6 +194,7 @@ class PerkRow:
     limit_per_day: int | None
     limit_per_week: int | None
     limit_per_month: int | None
+    is_network_perk: bool
 
 
 @dataclass(slots=True)

@@ -83,6 +83,13 @@ BEYOND_THE_SCHEMA = [
     ("POST /api/v1/events", "Idempotency-Key", r"^Required for a .* event: send an Idempotency-Key"),
     ("POST /api/v1/events", "currency", r"is not an ISO 4217 currency code\.$"),
     ("POST /api/v1/events", "occurred_at", r"^(Must be within the last \d+ days|Must not be in the future)\.$"),
+    # Loyalteez's manual-event call: the brand id must be the key's brand's (data, not schema), and what the
+    # event it makes needs (an order's id and value, a custom event's key, the brand's own event types).
+    ("POST /api/v1/compat/loyalteez/manual-event", "brandId", r"^Not the Loyalteez brand id"),
+    ("POST /api/v1/compat/loyalteez/manual-event", r"metadata\.order_(id|value)", r".+"),
+    ("POST /api/v1/compat/loyalteez/manual-event", "eventType", r"^Unknown event type "),
+    ("POST /api/v1/compat/loyalteez/manual-event", "Idempotency-Key", r".+"),
+    ("POST /api/v1/compat/loyalteez/manual-event", r"metadata(\.location_id)?|userEmail", r".+"),
     # Keys of the platform's own (watched minutes): a client's key may not start like one.
     ("POST /api/v1/.*", "Idempotency-Key", r"^Keys starting with 'tally:' are reserved\.$"),
     # One query parameter or the other, or both: OpenAPI has no "one of" for query parameters.
