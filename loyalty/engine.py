@@ -34,7 +34,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from loyalty.periods import month_floor, months_add, period_bounds
+from loyalty.periods import month_floor, months_add, period_bounds, tier_window
 from loyalty.services.arithmetic import purchase_points, refund_points_due
 
 PURCHASE = "purchase"
@@ -94,6 +94,7 @@ class Program:
     rules: dict[str, RuleSpec]
     tiers: tuple[TierSpec, ...]  # by rank, lowest first
     expire_months: int | None = None  # None: points never expire
+    expire_from: dt.date | None = None  # points earned before this month count as earned in it (expiry start)
     tier_window: str = ROLLING
     tier_downgrade: str = "immediately"
 
@@ -102,10 +103,9 @@ class Program:
 
     def window(self, now: dt.datetime) -> tuple[dt.date, dt.date]:
         """The first and last month whose earned points qualify for a tier at `now`."""
-        current = month_floor(now, self.zone)
-        if self.tier_window == CALENDAR_YEAR:
-            return current.replace(month=1), current
-        return month_floor_back(now, self.zone, self.tier_window_months), current
+        return tier_window(
+            when=now, zone=self.zone, calendar_year=self.tier_window == CALENDAR_YEAR, months=self.tier_window_months
+        )
 
     def tier_keep_until(self, today: dt.date) -> dt.date | None:
         """Under the end-of-period policy, the last day a tier qualified for on `today` is kept: the end of
@@ -126,7 +126,7 @@ class Program:
     def lot_expired(self, month: dt.date, now: dt.datetime, tier_id: int | None) -> bool:
         """Whether the points of lot `month` have expired at `now` (a tier may keep them)."""
         live = self.live_lot(now)
-        if live is None or month >= live:
+        if live is None or max(month, self.expire_from or month) >= live:
             return False
         tier = self.tier(tier_id)
         return not (tier and tier.points_never_expire)
@@ -250,11 +250,6 @@ def cap_window_start(program: Program, event_type: str, when: dt.datetime) -> dt
     return min(starts)
 
 
-def month_floor_back(now: dt.datetime, zone: zoneinfo.ZoneInfo, months: int) -> dt.date:
-    """The first month of a window of `months` months that ends with the month of `now` (in `zone`)."""
-    return months_add(month_floor(now, zone), 1 - months)
-
-
 def qualifying_points(member: MemberState, window: tuple[dt.date, dt.date]) -> int:
     """Points earned in the tier window (its first and last month, the current one), from the buckets."""
     first, current = window
@@ -339,10 +334,11 @@ def _award(
     pending_until = lot = None
     if points > 0:
         month = day.replace(day=1)
-        if rule.pending_days:
-            pending_until = day + dt.timedelta(days=rule.pending_days)
+        window_end = day + dt.timedelta(days=rule.pending_days)
+        if rule.pending_days and window_end > now.astimezone(program.zone).date():
+            pending_until = window_end
             _add(decision.pending, (member.membership_id, pending_until), points)
-        else:
+        else:  # no return window, or one that ended before the purchase reached us: spendable at once
             member.balance += points
             live = program.live_lot(now)
             lot = max(month, live) if live is not None else month

@@ -93,19 +93,24 @@ LIFECYCLE_NAMESPACE = 0x7A12
 
 
 @contextlib.contextmanager
-def brand_lifecycle_lock(brand_id: int) -> Iterator[None]:
-    """One lifecycle run per brand at a time (a session advisory lock, waited for): the second run then
-    finds done what the first did. Not a correctness fence either: the postings' keys are."""
+def brand_lifecycle_lock(brand_id: int, *, wait: bool = True) -> Iterator[bool]:
+    """One lifecycle run per brand at a time (a session advisory lock): yields whether it is held. With
+    `wait`, a second run waits for the first, then finds done what it did; without, it yields False at
+    once (the daily task: the run in progress does the day). Not a correctness fence: the keys are."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [LIFECYCLE_NAMESPACE, brand_id])
+        cursor.execute(
+            f"SELECT {'pg_advisory_lock' if wait else 'pg_try_advisory_lock'}(%s, %s)", [LIFECYCLE_NAMESPACE, brand_id]
+        )
+        held = cursor.fetchone()[0] is not False
     try:
-        yield
+        yield held
     finally:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LIFECYCLE_NAMESPACE, brand_id])
-        except DatabaseError:  # the connection is gone, and the lock with it
-            logger.warning("could not release the lifecycle lock of brand %s", brand_id, exc_info=True)
+        if held:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LIFECYCLE_NAMESPACE, brand_id])
+            except DatabaseError:  # the connection is gone, and the lock with it
+                logger.warning("could not release the lifecycle lock of brand %s", brand_id, exc_info=True)
 
 
 @dataclass(slots=True)

@@ -146,6 +146,9 @@ class Brand(models.Model):
         default=TierDowngrade.IMMEDIATELY,
         help_text="When a member whose qualifying points fall below their tier moves down.",
     )
+    # When the brand switched expiry on: points earned before count as earned in that month, so that
+    # switching it on never expires at once what members were told would not expire.
+    points_expire_from = models.DateField(null=True, blank=True, editable=False)
     # The brand day the daily lifecycle job (expiry, pending releases, tiers) last ran for.
     lifecycle_ran_on = models.DateField(null=True, blank=True, editable=False)
     network = models.ForeignKey(
@@ -171,6 +174,17 @@ class Brand(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        # Switching expiry on (or off) moves the month expiry counts from; changing the months does not.
+        stored = Brand.objects.filter(pk=self.pk).values_list("points_expire_months").first() if self.pk else None
+        if self.points_expire_months is None:
+            self.points_expire_from = None
+        elif stored is not None and stored[0] is None:  # an existing brand whose points did not expire
+            self.points_expire_from = timezone.now().astimezone(self.zone).date().replace(day=1)
+        if kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "points_expire_from"}
+        super().save(*args, **kwargs)
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -270,7 +284,11 @@ class Membership(models.Model):
                 condition=models.Q(external_id__isnull=False),
             ),
         ]
-        indexes = [models.Index(fields=["brand", "-joined_at"])]
+        indexes = [
+            models.Index(fields=["brand", "-joined_at"]),
+            # The lifecycle job walks a brand's memberships in id order, in chunks.
+            models.Index(fields=["brand", "id"], name="membership_brand_id_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.member} in {self.brand}"
@@ -698,8 +716,10 @@ class PointsLot(models.Model):
             models.UniqueConstraint(fields=["membership", "month"], name="pointslot_membership_month_unique")
         ]
         indexes = [
-            # What the daily expiry looks for: a brand's lots that are still open, oldest month first.
-            models.Index(fields=["brand", "month"], name="pointslot_open_idx", condition=models.Q(closed=False)),
+            # What the daily expiry walks: a brand's members with open lots, in member order, with the months.
+            models.Index(
+                fields=["brand", "membership", "month"], name="pointslot_open_idx", condition=models.Q(closed=False)
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,14 +1,10 @@
-"""Calendar periods in a brand's timezone: "per day" means the brand's day (DESIGN.md, Time)."""
+"""Calendar periods in a brand's timezone: "per day" means the brand's day, "a month" the brand's month."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
 import zoneinfo
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from loyalty.models import Brand
 
 
 def month_floor(when: dt.datetime, zone: zoneinfo.ZoneInfo) -> dt.date:
@@ -35,9 +31,15 @@ def months_add(month: dt.date, months: int) -> dt.date:
     return dt.date(index // 12, index % 12 + 1, 1)
 
 
-def month_start(when: dt.datetime, brand: Brand) -> dt.date:
-    """First day of the month `when` falls in, in the brand's timezone."""
-    return month_floor(when, brand.zone)
+def tier_window(
+    *, when: dt.datetime, zone: zoneinfo.ZoneInfo, calendar_year: bool, months: int
+) -> tuple[dt.date, dt.date]:
+    """The first and last month whose earned points qualify for a tier at `when`: this calendar year, or
+    the last `months` months, the current one included either way (brand timezone)."""
+    current = month_floor(when, zone)
+    if calendar_year:
+        return current.replace(month=1), current
+    return months_add(current, 1 - months), current
 
 
 def cap_periods(*, when: dt.datetime, zone: zoneinfo.ZoneInfo) -> dict[str, tuple[dt.datetime, dt.datetime]]:

@@ -23,7 +23,7 @@ from loyalty.models import (
     TierChange,
     User,
 )
-from loyalty.periods import month_start, months_add, period_bounds
+from loyalty.periods import months_add, period_bounds, tier_window
 
 
 def brand_list_active() -> QuerySet[Brand]:
@@ -56,12 +56,13 @@ def membership_for_user(*, user: User, brand: Brand) -> Membership | None:
 
 
 def qualifying_window(brand: Brand, now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
-    """The first and last month whose points qualify for a tier: the brand's rolling months, or this
-    calendar year (the current month included either way)."""
-    current = month_start(now or timezone.now(), brand)
-    if brand.tier_window == Brand.TierWindow.CALENDAR_YEAR:
-        return current.replace(month=1), current
-    return months_add(current, 1 - brand.tier_window_months), current
+    """The first and last month whose points qualify for a tier (loyalty.periods.tier_window)."""
+    return tier_window(
+        when=now or timezone.now(),
+        zone=brand.zone,
+        calendar_year=brand.tier_window == Brand.TierWindow.CALENDAR_YEAR,
+        months=brand.tier_window_months,
+    )
 
 
 def qualifying_points(membership: Membership, *, now: dt.datetime | None = None) -> int:
@@ -104,13 +105,18 @@ def membership_expiring(membership: Membership, *, balance: int | None = None) -
     lots = list(
         PointsLot.objects.filter(membership=membership, closed=False).order_by("month").values_list("month", "points")
     )
+    start = membership.brand.points_expire_from  # points from before expiry was switched on count from then
     after = sum(points for _, points in lots)
     expiring, counted = [], 0
     for month, points in lots:
         after -= points
         left = max(0, balance - after)  # what is left of this lot and the older ones
         if left > counted:
-            expiring.append({"points": left - counted, "on": months_add(month, months + 1)})
+            on = months_add(max(month, start or month), months + 1)
+            if expiring and expiring[-1]["on"] == on:
+                expiring[-1]["points"] += left - counted
+            else:
+                expiring.append({"points": left - counted, "on": on})
             counted = left
     return expiring
 

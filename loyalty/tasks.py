@@ -54,7 +54,8 @@ def lifecycle_brand_task(brand_id: int, as_of: str) -> list[str]:
     from loyalty.models import Brand
     from loyalty.services.lifecycle import lifecycle_run
 
-    return lifecycle_run(brand=Brand.objects.get(pk=brand_id), as_of=dt.date.fromisoformat(as_of)).lines()
+    brand = Brand.objects.get(pk=brand_id)
+    return lifecycle_run(brand=brand, as_of=dt.date.fromisoformat(as_of), if_due=True).lines()
 
 
 @shared_task(acks_late=True, autoretry_for=TRANSIENT_ERRORS, retry_backoff=True, max_retries=8)

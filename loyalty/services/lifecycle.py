@@ -32,6 +32,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from config.db import bulk_cursor
+from config.errors import ApplicationError
 from ledger.models import Account
 from ledger.services import Leg, Posting, transactions_post
 from loyalty import engine, locks
@@ -83,21 +84,50 @@ def _moment(brand: Brand, day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time(12), tzinfo=brand.zone)
 
 
-def lifecycle_run(*, brand: Brand, as_of: dt.date | None = None, progress: Progress | None = None) -> LifecycleReport:
+class LifecycleAheadError(ApplicationError):
+    status_code = 422
+    code = "as_of_ahead"
+
+
+def lifecycle_run(
+    *,
+    brand: Brand,
+    as_of: dt.date | None = None,
+    progress: Progress | None = None,
+    ahead: bool = False,
+    if_due: bool = False,
+) -> LifecycleReport:
     """Everything due for the brand as of `as_of` (its today by default): releases, expiry, tiers.
 
-    Takes the brand's lifecycle lock (a PostgreSQL advisory lock): a second run for the same brand at the
-    same time waits for the first, then finds nothing left to do."""
-    as_of = as_of or brand_today(brand)
+    A day after the brand's today is refused unless `ahead` (a rehearsal: it expires and releases points
+    before their day). Takes the brand's lifecycle lock (a PostgreSQL advisory lock): a second run waits
+    for the first, then finds nothing left to do; with `if_due` (the daily task) it gives up at once
+    instead, and does nothing when the day was done already.
+    """
+    today = brand_today(brand)
+    as_of = as_of or today
+    if as_of > today and not ahead:
+        raise LifecycleAheadError(
+            message=f"{as_of} is after {brand.slug}'s today ({today}): running it now would expire and release "
+            "points before their day. Pass --ahead to rehearse a program on a copy of the data."
+        )
     progress = progress or _noop
     report = LifecycleReport(brand=brand.slug, as_of=as_of)
-    with locks.brand_lifecycle_lock(brand.pk):
+    with locks.brand_lifecycle_lock(brand.pk, wait=not if_due) as held:
+        if not held:
+            report.notes.append("another run of this brand is at work: it does the day")
+            return report
+        if if_due:
+            ran_on = Brand.objects.filter(pk=brand.pk).values_list("lifecycle_ran_on", flat=True).first()
+            if ran_on is not None and ran_on >= as_of:
+                report.notes.append(f"already done for {ran_on}")
+                return report
         pending_release(brand=brand, as_of=as_of, report=report, progress=progress)
         points_expire(brand=brand, as_of=as_of, report=report, progress=progress)
         tiers_evaluate(brand=brand, as_of=as_of, report=report, progress=progress)
-        if as_of <= brand_today(brand):
-            # What the beat job goes by. A run ahead of the calendar (--as-of a later day) does not stop
-            # the daily runs until that day; a run for an earlier day does not send it back.
+        if as_of <= today:
+            # What the beat job goes by. A rehearsal ahead of the calendar does not stop the daily runs
+            # until that day; a run for an earlier day does not send it back.
             Brand.objects.filter(pk=brand.pk).filter(
                 Q(lifecycle_ran_on__isnull=True) | Q(lifecycle_ran_on__lt=as_of)
             ).update(lifecycle_ran_on=as_of)
@@ -200,19 +230,24 @@ def _release_chunk(brand: Brand, ids: list[int], as_of: dt.date, live: dt.date |
 
 # --- 2. expiry -------------------------------------------------------------------------------------------
 
+# The brand's members with a lot past its date, but for those whose tier keeps their points (their lots
+# stay open for when the tier goes); on the partial index of open lots, by member.
 _EXPIRY_DUE = f"""
-    SELECT DISTINCT membership_id FROM {PointsLot._meta.db_table}
-     WHERE brand_id = %s AND NOT closed AND month < %s AND membership_id > %s
-     ORDER BY membership_id LIMIT %s
-"""  # noqa: S608 - only the table name is formatted in
+    SELECT DISTINCT l.membership_id FROM {PointsLot._meta.db_table} l
+      JOIN {Membership._meta.db_table} m ON m.id = l.membership_id
+     WHERE l.brand_id = %s AND NOT l.closed AND l.month < %s AND NOT coalesce(m.tier_id = ANY(%s), false)
+       AND l.membership_id > %s
+     ORDER BY l.membership_id LIMIT %s
+"""  # noqa: S608 - only table names are formatted in
 
 
 def points_expire(*, brand: Brand, as_of: dt.date, report: LifecycleReport, progress: Progress) -> None:
     """Expire what is left of the lots whose expiry date is `as_of` or earlier."""
     program = program_of(brand)
     live = program.live_lot(_moment(brand, as_of))
-    if live is None:
-        return
+    if live is None or (program.expire_from is not None and live <= program.expire_from):
+        return  # points never expire, or none has yet since the brand switched expiry on
+    keeping = sorted(tier.id for tier in program.tiers if tier.points_never_expire)
     total = _count(
         f"SELECT count(DISTINCT membership_id) FROM {PointsLot._meta.db_table}"  # noqa: S608
         " WHERE brand_id = %s AND NOT closed AND month < %s",
@@ -222,11 +257,10 @@ def points_expire(*, brand: Brand, as_of: dt.date, report: LifecycleReport, prog
         return
     expires_on = months_add(live, program.expire_months)  # the first day of as_of's month
     expired = brand_account(brand=brand, kind=Account.Kind.EXPIRED)
-    keeping = {tier.id for tier in program.tiers if tier.points_never_expire}
     done = 0
-    for ids in _chunks(_EXPIRY_DUE, [brand.pk, live]):
+    for ids in _chunks(_EXPIRY_DUE, [brand.pk, live, keeping]):
         with transaction.atomic():
-            _expire_chunk(brand.pk, ids, live, expires_on, expired, keeping, report)
+            _expire_chunk(brand.pk, ids, live, expires_on, expired, set(keeping), report)
         done += len(ids)
         progress("expiry", done, total)
 
@@ -235,7 +269,8 @@ def points_expire(*, brand: Brand, as_of: dt.date, report: LifecycleReport, prog
 # the whole lots (or buckets) table and hash-join it, for every chunk of a mid-sized brand (measured: 80 ms
 # against 14 ms a chunk at 200,000 members).
 _NEWER_LOTS = f"""
-    SELECT m.id, m.wallet_id, m.tier_id, COALESCE(sum(l.points) FILTER (WHERE l.month >= %s), 0)::bigint
+    SELECT m.id, m.wallet_id, m.tier_id, COALESCE(sum(l.points) FILTER (WHERE l.month >= %s), 0)::bigint,
+           max(l.id) FILTER (WHERE l.month < %s AND NOT l.closed)
       FROM {Membership._meta.db_table} m
       LEFT JOIN {PointsLot._meta.db_table} l ON l.membership_id = m.id AND l.membership_id = ANY(%s)
      WHERE m.id = ANY(%s)
@@ -260,22 +295,24 @@ def _expire_chunk(
     wallet_ids = [m.wallet_id for m in memberships.values() if m.wallet_id is not None]
     heads = locks.balances_lock([*wallet_ids, expired.pk])
     with connection.cursor() as cursor:
-        cursor.execute(_NEWER_LOTS, [live, ids, ids])
+        cursor.execute(_NEWER_LOTS, [live, live, ids, ids])
         rows = cursor.fetchall()
     postings, closing = [], []
-    for membership_id, wallet_id, tier_id, newer in rows:
-        if tier_id in keeping:
-            continue  # the tier keeps their points; the lots stay open for when it goes
+    for membership_id, wallet_id, tier_id, newer, newest_closing in rows:
+        if tier_id in keeping or newest_closing is None:
+            continue  # the tier keeps their points (the lots stay open for when it goes), or done meanwhile
         closing.append(membership_id)
         due = heads[wallet_id].balance - newer if wallet_id is not None else 0
         if due > 0:
             postings.append(
                 Posting(
-                    idempotency_key=f"expiry:{membership_id}:{expires_on.isoformat()}",
+                    # Per member and the newest lot it closes: each lot closes once, so a second expiry in
+                    # a month (the brand shortened its months) has a key of its own, and a rerun none.
+                    idempotency_key=f"expiry:{membership_id}:lot:{newest_closing}",
                     kind="expiry",
                     entries=[Leg(heads[wallet_id], -due), Leg(heads[expired.pk], due)],
                     memo=f"points earned before {live:%B %Y} expired",
-                    metadata={"expires_on": expires_on.isoformat(), "lots_before": live.isoformat()},
+                    metadata={"expired_on": expires_on.isoformat(), "lots_before": live.isoformat()},
                 )
             )
     if postings:
@@ -314,7 +351,6 @@ class _TierCall:
     keep_until: dt.date | None  # the tier_valid_until they should have
     qualifying: int
     what: str  # "up", "down" or "extended" (tier_decide)
-    reason: str
 
 
 def tier_decide(
@@ -324,11 +360,12 @@ def tier_decide(
     (tier, keep-until, what happened: "up", "down", "kept", "extended" or "")."""
     current = program.tier(tier_id)
     best = next((tier for tier in reversed(program.tiers) if tier.threshold <= qualifying), None)
-    keep_until = program.tier_keep_until(as_of)
-    rank = current.rank if current else 0
-    best_rank = best.rank if best else 0
+    # A tier that needs no points is never lost: it keeps no date.
+    keep_until = program.tier_keep_until(as_of) if current is None or current.threshold > 0 else None
+    rank = current.rank if current else -1
+    best_rank = best.rank if best else -1
     if best_rank > rank:
-        return best, keep_until if best else None, "up"
+        return best, program.tier_keep_until(as_of) if best.threshold > 0 else None, "up"
     if best_rank == rank:
         if current is not None and keep_until is not None and (valid_until is None or valid_until < keep_until):
             return current, keep_until, "extended"  # re-qualified: the tier is kept a period longer
@@ -337,7 +374,7 @@ def tier_decide(
         return current, valid_until, ""
     if keep_until is not None and valid_until is not None and as_of <= valid_until:
         return current, valid_until, "kept"
-    return best, keep_until if best else None, "down"
+    return best, program.tier_keep_until(as_of) if best and best.threshold > 0 else None, "down"
 
 
 def tiers_reevaluate_queue(*, brand_id: int) -> None:
@@ -390,8 +427,7 @@ def _tier_calls(
         if what == "kept":
             kept += 1
         elif what:
-            reason = "requalification"
-            calls.append(_TierCall(membership_id, tier_id, tier, keep_until, qualifying, what, reason))
+            calls.append(_TierCall(membership_id, tier_id, tier, keep_until, qualifying, what))
     return calls, kept
 
 
@@ -413,7 +449,11 @@ def _tiers_apply(
             brand_id=brand.pk,
             moves=[
                 engine.TierMove(
-                    call.membership_id, call.from_id, call.to.id if call.to else None, call.reason, call.qualifying
+                    call.membership_id,
+                    call.from_id,
+                    call.to.id if call.to else None,
+                    "requalification",
+                    call.qualifying,
                 )
                 for call in moves
             ],

@@ -297,6 +297,7 @@ def program_of(brand: Brand, rules: dict[str, engine.RuleSpec] | None = None) ->
         rules=rules or {},
         tiers=tiers,
         expire_months=brand.points_expire_months,
+        expire_from=brand.points_expire_from,
         tier_window=brand.tier_window,
         tier_downgrade=brand.tier_downgrade,
     )
@@ -429,7 +430,7 @@ def _members_state(program, memberships, wallets, heads, events, now) -> dict[in
         for membership in memberships.values()
     }
     if program.tiers:
-        first = engine.month_floor_back(now, program.zone, program.tier_window_months)
+        first = program.window(now)[0]
         for membership_id, month, points in QualifyingBucket.objects.filter(
             membership_id__any=members, month__gte=first
         ).values_list("membership_id", "month", "points"):
@@ -774,8 +775,13 @@ def pending_lots_add(*, brand_id: int, changes: dict[tuple[int, dt.date], int]) 
             SELECT v.membership_id, %b, v.release_on, v.points
               FROM unnest(%b::bigint[], %b::date[], %b::bigint[]) AS v(membership_id, release_on, points)
             ON CONFLICT (membership_id, release_on) DO UPDATE SET points = p.points + EXCLUDED.points
+             WHERE p.released_transaction_id IS NULL
         """  # noqa: S608 - only the table name is formatted in
-        _execute(sql, [brand_id, [key[0] for key in added], [key[1] for key in added], [changes[k] for k in added]])
+        changed = _execute(
+            sql, [brand_id, [key[0] for key in added], [key[1] for key in added], [changes[k] for k in added]]
+        )
+        if changed != len(added):  # pragma: no cover - the engine only makes pending points for days ahead
+            raise RuntimeError("pending points were added to a day whose points were released already")
     if taken:
         sql = f"""
             UPDATE {PendingLot._meta.db_table} AS p SET points = p.points + v.points
@@ -803,14 +809,16 @@ def tier_moves_write(
     last = {move.membership_id: move for move in moves}
     ids = sorted(last)
     keep_until = program.tier_keep_until(today or now.astimezone(program.zone).date())
+    # A tier that needs no points (the entry tier) is never lost: it keeps no date.
+    kept = {tier.id for tier in program.tiers if tier.threshold > 0}
     sql = f"""
         UPDATE {Membership._meta.db_table} AS m
-           SET tier_id = v.tier_id, tier_since = %b::timestamptz,
-               tier_valid_until = CASE WHEN v.tier_id IS NULL THEN NULL ELSE %b::date END
-          FROM unnest(%b::bigint[], %b::bigint[]) AS v(id, tier_id)
+           SET tier_id = v.tier_id, tier_since = %b::timestamptz, tier_valid_until = v.valid_until
+          FROM unnest(%b::bigint[], %b::bigint[], %b::date[]) AS v(id, tier_id, valid_until)
          WHERE m.id = v.id
     """  # noqa: S608 - only the table name is formatted in
-    _execute(sql, [now, keep_until, ids, [last[m].to_id for m in ids]])
+    tiers = [last[m].to_id for m in ids]
+    _execute(sql, [now, ids, tiers, [keep_until if tier in kept else None for tier in tiers]])
     names = {tier.id: tier.name for tier in program.tiers}
     TierChange.objects.bulk_create(
         [

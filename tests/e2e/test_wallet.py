@@ -6,14 +6,13 @@ from playwright.sync_api import expect
 
 from loyalty.models import Member
 from tests.loyalty.factories import DEFAULT_PASSWORD, UserFactory
-from tests.loyalty.lifecycle import EMAIL, buy, check_in
+from tests.loyalty.lifecycle import EMAIL, buy, check_in, expiry_set
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_fan_sees_balance_expiring_points_and_tier_progress_on_a_phone(page, coffee):
-    coffee.points_expire_months = 6
-    coffee.save()
+    expiry_set(coffee, 6)
     user = UserFactory(email=EMAIL)
     Member.objects.create(email=EMAIL, user=user)
     buy(coffee, "A-1", "120.00")

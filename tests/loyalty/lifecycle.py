@@ -53,8 +53,10 @@ def spend(membership: Membership, points: int):
 
 
 def run_lifecycle(brand: Brand, as_of: str) -> str:
+    """The daily job as it runs on `as_of` (travelling there: a day after today is refused)."""
     out = io.StringIO()
-    call_command("run_lifecycle", "--brand", brand.slug, "--as-of", as_of, stdout=out)
+    with on(as_of):
+        call_command("run_lifecycle", "--brand", brand.slug, "--as-of", as_of, stdout=out)
     return out.getvalue()
 
 
@@ -76,3 +78,11 @@ def books_clean() -> None:
     """reconcile and verify_ledger exit non-zero (SystemExit) on any difference."""
     call_command("reconcile", stdout=io.StringIO())
     call_command("verify_ledger", stdout=io.StringIO())
+
+
+def expiry_set(brand: Brand, months: int | None) -> Brand:
+    """Set how many months the brand's points last, as if it had always been so (the portal's save would
+    make points earned before today count from today: switching expiry on is not retroactive)."""
+    Brand.objects.filter(pk=brand.pk).update(points_expire_months=months)
+    brand.refresh_from_db()
+    return brand

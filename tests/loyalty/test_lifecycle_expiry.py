@@ -8,12 +8,12 @@ from django.test import override_settings
 from ledger.models import Account, Transaction
 from loyalty.models import Event, Tier
 from loyalty.selectors import membership_expiring
-from loyalty.services.lifecycle import lifecycle_run
 from tests.loyalty.events import accept, process
 from tests.loyalty.lifecycle import (
     balance,
     books_clean,
     buy,
+    expiry_set,
     membership_of,
     on,
     refund,
@@ -26,8 +26,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def coffee6(coffee):
-    coffee.points_expire_months = 6
-    coffee.save()
+    expiry_set(coffee, 6)
     return coffee
 
 
@@ -117,8 +116,7 @@ def test_a_tier_that_keeps_points_keeps_them_until_the_member_leaves_it(coffee6)
 
 @override_settings(EVENT_MAX_AGE_DAYS=90)
 def test_points_sent_after_their_month_expired_go_into_the_oldest_month_still_live(coffee):
-    coffee.points_expire_months = 1  # July's points expire on 1 September
-    coffee.save()
+    expiry_set(coffee, 1)  # July's points expire on 1 September
     with on("2026-09-10"):
         accept(
             coffee,
@@ -141,9 +139,50 @@ def test_points_sent_after_their_month_expired_go_into_the_oldest_month_still_li
     assert balance(coffee) == 0
 
 
-def test_run_lifecycle_says_what_it_did_for_every_brand(coffee6):
+def test_shortening_the_months_mid_month_expires_what_the_new_months_say_in_a_second_expiry(coffee6):
     with on("2026-01-15"):
         buy(coffee6, "J-1", "100.00")
-    report = lifecycle_run(brand=coffee6, as_of=dt.date(2026, 8, 1))
-    assert (report.expired_members, report.expired_points) == (1, 100)
-    assert report.lines()[0] == "coffee as of 2026-08-01:"
+    with on("2026-02-15"):
+        buy(coffee6, "F-1", "100.00")
+    run_lifecycle(coffee6, "2026-08-01")  # January's 100 go
+    assert balance(coffee6) == 100
+
+    with on("2026-08-10"):
+        coffee6.points_expire_months = 5  # February's points now expired on 1 August too
+        coffee6.save()
+    run_lifecycle(coffee6, "2026-08-10")
+
+    assert balance(coffee6) == 0
+    assert Transaction.objects.filter(kind="expiry").count() == 2
+    books_clean()
+
+
+def test_switching_expiry_on_does_not_expire_at_once_what_was_earned_before(coffee):
+    with on("2026-01-15"):
+        buy(coffee, "J-1", "100.00")  # points that never expired when they were earned
+    with on("2026-09-10"):
+        coffee.points_expire_months = 6
+        coffee.save()
+        assert membership_expiring(membership_of(coffee)) == [{"points": 100, "on": dt.date(2027, 4, 1)}]
+    run_lifecycle(coffee, "2026-10-01")
+    assert balance(coffee) == 100
+    run_lifecycle(coffee, "2027-04-01")  # as if earned in September, when expiry was switched on
+    assert balance(coffee) == 0
+
+
+def test_points_of_a_cancelled_redemption_come_back_as_points_of_the_month_they_came_back(coffee6):
+    from perks.services import redemption_cancel
+
+    with on("2026-01-15"):
+        buy(coffee6, "J-1", "100.00")
+    with on("2026-02-10"):
+        made = spend(membership_of(coffee6), 50)
+    with on("2026-05-05"):
+        redemption_cancel(redemption=made.redemption)
+    assert balance(coffee6) == 100
+
+    run_lifecycle(coffee6, "2026-08-01")  # what is left of January: the 50 not spent back then
+    assert balance(coffee6) == 50
+    run_lifecycle(coffee6, "2026-12-01")  # the 50 that came back in May
+    assert balance(coffee6) == 0
+    books_clean()

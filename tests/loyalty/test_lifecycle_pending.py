@@ -6,8 +6,9 @@ import datetime as dt
 import pytest
 
 from ledger.models import Transaction
-from loyalty.models import EarnRule, Membership
+from loyalty.models import EarnRule, Event, Membership
 from perks.services import RedemptionRefusedError
+from tests.loyalty.events import accept, process
 from tests.loyalty.lifecycle import balance, books_clean, buy, membership_of, on, pending, refund, run_lifecycle, spend
 
 pytestmark = pytest.mark.django_db
@@ -74,3 +75,29 @@ def test_a_window_of_0_days_makes_purchase_points_spendable_at_once(coffee):
         event = buy(coffee, "P-1", "50.00")
     assert event.pending_until is None
     assert (balance(coffee), pending(coffee)) == (50, 0)
+
+
+def test_a_purchase_that_reaches_us_after_its_window_ended_is_spendable_at_once(coffee14):
+    with on("2026-03-02"):
+        buy(coffee14, "P-1", "50.00")
+    run_lifecycle(coffee14, "2026-03-16")  # P-1's day is released
+    with on("2026-03-20"):
+        accept(
+            coffee14,
+            {
+                "type": "purchase",
+                "member": {"email": "fan@example.com"},
+                "order_id": "LATE-1",
+                "amount": "40.00",
+                "currency": "USD",
+                "occurred_at": "2026-03-02T18:00:00+00:00",  # the same day as P-1: its window is over
+            },
+        )
+        process(coffee14)
+    late = Event.objects.get(order_id="LATE-1")
+    assert (late.status, late.pending_until) == ("awarded", None)
+    assert (balance(coffee14), pending(coffee14)) == (90, 0)
+    with on("2026-03-21"):
+        returned = refund(coffee14, "LATE-1", "40.00")
+    assert (returned.points, balance(coffee14)) == (-40, 50)
+    books_clean()

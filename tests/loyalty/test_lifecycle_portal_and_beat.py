@@ -9,7 +9,7 @@ from loyalty.models import Brand, Tier
 from loyalty.tasks import lifecycle_due_task
 from tests.admin_forms import form_data
 from tests.loyalty.factories import BrandStaffFactory
-from tests.loyalty.lifecycle import buy, membership_of, on
+from tests.loyalty.lifecycle import buy, expiry_set, membership_of, on
 
 pytestmark = pytest.mark.django_db
 
@@ -50,8 +50,7 @@ def test_lowering_a_threshold_in_the_portal_moves_members_up_through_a_queued_ta
 
 
 def test_the_member_page_shows_pending_expiring_and_tier_changes(coffee_staff, coffee):
-    coffee.points_expire_months = 6
-    coffee.save()
+    expiry_set(coffee, 6)
     with on("2026-01-15"):
         buy(coffee, "G-1", "600.00")
     page = coffee_staff.get(reverse("admin:loyalty_membership_change", args=[membership_of(coffee).pk]))
@@ -71,11 +70,16 @@ def test_the_beat_job_runs_each_brand_once_per_brand_day(coffee, eager_tasks):
         assert lifecycle_due_task() == [coffee.pk]
 
 
-def test_a_run_ahead_of_the_calendar_does_not_stop_the_daily_runs(coffee, eager_tasks):
-    from tests.loyalty.lifecycle import run_lifecycle
+def test_a_day_after_today_is_refused_and_a_rehearsal_ahead_does_not_stop_the_daily_runs(coffee, eager_tasks):
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
 
     with on("2026-05-01"):
-        run_lifecycle(coffee, "2026-09-01")
+        with pytest.raises(CommandError, match="is after coffee's today"):
+            call_command("run_lifecycle", "--brand", "coffee", "--as-of", "2026-09-01", stdout=io.StringIO())
+        call_command("run_lifecycle", "--brand", "coffee", "--as-of", "2026-09-01", "--ahead", stdout=io.StringIO())
         assert lifecycle_due_task() == [coffee.pk]
-        run_lifecycle(coffee, "2026-01-01")  # an earlier day does not send the date back
+        call_command("run_lifecycle", "--brand", "coffee", "--as-of", "2026-01-01", stdout=io.StringIO())
         assert Brand.objects.get(pk=coffee.pk).lifecycle_ran_on.isoformat() == "2026-05-01"

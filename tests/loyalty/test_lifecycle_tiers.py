@@ -78,8 +78,10 @@ def test_re_qualifying_extends_the_kept_tier(coffee):
         buy(coffee, "G-2", "550.00")  # Gold again on this year's points
     run_lifecycle(coffee, "2026-12-01")
     assert membership_of(coffee).tier_valid_until == dt.date(2027, 12, 31)
-    run_lifecycle(coffee, "2027-06-01")  # January's points left the window; November's still hold Gold
+    run_lifecycle(coffee, "2027-11-15")  # November 2026 left the window too, but Gold is kept until its date
     assert tier(coffee) == "Gold"
+    run_lifecycle(coffee, "2028-01-01")
+    assert tier(coffee) == "Green"
 
 
 def test_a_fully_refunded_purchase_that_made_someone_reserve_moves_them_back_at_once_whatever_the_policy(coffee):
@@ -117,3 +119,26 @@ def test_the_member_api_shows_tier_since_until_and_changes(coffee, coffee_api):
     assert body["tier_changes"][0]["from"] == "Green"
     assert body["tier_changes"][0]["to"] == "Gold"
     assert body["tier_changes"][0]["reason"] == "earned"
+
+
+def test_a_calendar_year_window_counts_every_month_of_the_year_when_points_are_earned(coffee):
+    coffee.tier_window = Brand.TierWindow.CALENDAR_YEAR
+    coffee.tier_window_months = 3  # what a rolling window would use: not this one
+    coffee.save()
+    with on("2026-01-10"):
+        buy(coffee, "A-1", "300.00")
+    with on("2026-06-10"):
+        buy(coffee, "A-2", "250.00")  # 550 this year: Gold
+        assert tier(coffee) == "Gold"
+        refund(coffee, "A-2", "40.00")  # 510 left this year: still Gold
+    assert tier(coffee) == "Gold"
+
+
+def test_the_entry_tier_keeps_no_date_and_is_never_extended(coffee):
+    coffee.tier_downgrade = Brand.TierDowngrade.END_OF_PERIOD
+    coffee.save()
+    with on("2026-01-15"):
+        buy(coffee, "A-1", "10.00")
+    run_lifecycle(coffee, "2026-02-01")
+    membership = membership_of(coffee)
+    assert (membership.tier.name, membership.tier_valid_until) == ("Green", None)

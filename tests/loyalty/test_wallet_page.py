@@ -4,7 +4,7 @@ import pytest
 
 from loyalty.models import EarnRule, Member
 from tests.loyalty.factories import UserFactory
-from tests.loyalty.lifecycle import EMAIL, buy, check_in, membership_of, on, run_lifecycle, spend
+from tests.loyalty.lifecycle import EMAIL, buy, check_in, expiry_set, membership_of, on, run_lifecycle, spend
 
 pytestmark = pytest.mark.django_db
 
@@ -19,8 +19,7 @@ def fan(client, coffee):
 
 
 def test_the_wallet_shows_balance_pending_expiring_tier_progress_and_history(client, coffee, fan):
-    coffee.points_expire_months = 6
-    coffee.save()
+    expiry_set(coffee, 6)
     EarnRule.objects.filter(brand=coffee, event_type="purchase").update(pending_days=14)
     with on("2026-01-15"):
         buy(coffee, "J-1", "120.00")

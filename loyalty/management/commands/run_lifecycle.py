@@ -6,6 +6,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 
+from config.errors import ApplicationError
 from ledger.management.commands._progress import progress_bar
 from loyalty.models import Brand
 from loyalty.services.lifecycle import lifecycle_run
@@ -27,8 +28,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--brand", help="Only this brand (its slug); every active brand by default.")
         parser.add_argument("--as-of", type=_date, help="Run as of this day (YYYY-MM-DD), in each brand's timezone.")
+        parser.add_argument(
+            "--ahead",
+            action="store_true",
+            help="Allow a day after the brand's today: a rehearsal that expires and releases points early "
+            "(for a copy of the data, not for production).",
+        )
 
-    def handle(self, *args, brand: str | None = None, as_of: dt.date | None = None, **options) -> None:
+    def handle(
+        self, *args, brand: str | None = None, as_of: dt.date | None = None, ahead: bool = False, **options
+    ) -> None:
         brands = Brand.objects.filter(is_active=True).order_by("slug")
         if brand:
             brands = Brand.objects.filter(slug=brand)
@@ -44,7 +53,9 @@ class Command(BaseCommand):
                 bar.update(done - bar.n)
 
             try:
-                report = lifecycle_run(brand=item, as_of=as_of, progress=progress)
+                report = lifecycle_run(brand=item, as_of=as_of, progress=progress, ahead=ahead)
+            except ApplicationError as error:
+                raise CommandError(error.message) from None
             finally:
                 for bar in bars.values():
                     bar.close()
