@@ -39,6 +39,18 @@ class Rollup:
         }
 
 
+# Each chunk must cost what its own accounts' entries cost, not what the whole ledger costs. Joined to
+# the chunk (`FROM entry JOIN chunk ON chunk.id = e.account_id`), the planner cannot tell which accounts
+# a CTE holds and guessed a fraction of the whole table: it hashed all of ledger_entry, twice (the sums
+# and the head-hash join), for every chunk, so reconcile grew with accounts x entries (700 ms a chunk of
+# 1,000 at 200,000 accounts and 800,000 entries, 150 s in all). Hence, on the entry side:
+# - the sums read only the chunk's entries: `account_id = ANY(ARRAY(SELECT id FROM chunk))` computes the
+#   ids first and hands them to the unique (account_id, seq) index as one array (a bitmap scan, which also
+#   reads each heap page once however many of the chunk's accounts have entries on it);
+# - the head hash is each account's last entry, looked up per account (ORDER BY seq DESC LIMIT 1 on the
+#   same index; the LIMIT keeps the subquery from being flattened back into a join of the whole table).
+#   It is the entry with seq = MAX(seq), as before (seq is unique per account).
+# Now about 12 ms a chunk of 1,000 (2.5 s in all at that size), with identical results.
 _ROLLUP_SQL = """
 WITH chunk AS (
     SELECT id, code, allow_negative FROM {account}
@@ -52,7 +64,8 @@ WITH chunk AS (
            COALESCE(-SUM(e.amount) FILTER (WHERE e.amount < 0), 0) AS total_debited,
            COUNT(*) AS entry_count,
            MAX(e.seq) AS head_seq
-      FROM {entry} e JOIN chunk ON chunk.id = e.account_id
+      FROM {entry} e
+     WHERE e.account_id = ANY(ARRAY(SELECT id FROM chunk))
      GROUP BY e.account_id
 )
 SELECT chunk.id, chunk.code,
@@ -63,7 +76,12 @@ SELECT chunk.id, chunk.code,
   FROM chunk
   LEFT JOIN {balance} b ON b.account_id = chunk.id
   LEFT JOIN sums s ON s.account_id = chunk.id
-  LEFT JOIN {entry} h ON h.account_id = chunk.id AND h.seq = s.head_seq
+  LEFT JOIN LATERAL (
+        SELECT head.hash FROM {entry} head
+         WHERE head.account_id = chunk.id
+         ORDER BY head.seq DESC
+         LIMIT 1
+  ) h ON true
  ORDER BY chunk.id
 """
 
@@ -94,7 +112,9 @@ def _rollups_from_rows(rows: list[tuple]) -> list[Rollup]:
 def rollups_recompute(*, chunk_size: int = 1000, account_id: int | None = None) -> Iterator[list[Rollup]]:
     """Yield, chunk by chunk of accounts, every balance row next to its recomputation from the entries.
 
-    One aggregate statement per chunk (not one query per account). `account_id` limits it to one.
+    One aggregate statement per chunk (not one query per account), reading only that chunk's entries
+    through the (account_id, seq) index, so a chunk costs the same however big the ledger is (see
+    _ROLLUP_SQL). `account_id` limits it to one.
     """
     after = 0
     extra = "AND id = %s" if account_id is not None else ""
