@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+from django.db import connection
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
@@ -15,7 +16,9 @@ from loyalty.models import (
     Brand,
     BrandStaff,
     EarnRule,
+    Event,
     Membership,
+    NetworkSpend,
     NetworkWallet,
     PendingLot,
     PointsLot,
@@ -242,10 +245,6 @@ def network_acquisition(*, brand: Brand) -> dict[str, list[dict]]:
     """What the network brought the brand, by month: members who first joined another brand of the network
     and then earned or redeemed here (by the month they joined here), and where the brand's members spent
     their network points (by month and honoring brand)."""
-    from django.db import connection
-
-    from loyalty.models import Event, NetworkSpend
-
     with connection.cursor() as cursor:
         cursor.execute(
             f"""

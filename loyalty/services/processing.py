@@ -182,7 +182,7 @@ def _process_locked(
 
     program, issuance = _program(brand), _issuance_get(brand)
     pending_wallets = _pending_wallets_ensure(brand, program, memberships, events, purchases, membership_of)
-    network = _network_accounts(brand, program, events, purchases, membership_of)
+    network = _network_accounts(brand, program, memberships, events, purchases, membership_of)
     heads = locks.balances_lock(
         [*wallets.values(), *pending_wallets.values(), *network.wallets.values(), issuance.pk, *network.issuance]
     )
@@ -369,7 +369,7 @@ class _Network:
     network_id: int | None = None
 
 
-def _network_accounts(brand, program, events, purchases, membership_of) -> _Network:
+def _network_accounts(brand, program, memberships, events, purchases, membership_of) -> _Network:
     """The network accounts of a batch of a network brand: the person's network wallet for every
     membership with a purchase (or a refund of one that earned network points), created where missing,
     and the brand's network issuance account."""
@@ -387,7 +387,7 @@ def _network_accounts(brand, program, events, purchases, membership_of) -> _Netw
             wanted.add(membership_id)
     if not wanted:
         return _Network({}, ())
-    members = dict(Membership.objects.filter(pk__in=wanted).values_list("pk", "member_id"))
+    members = {membership_id: memberships[membership_id].member_id for membership_id in wanted}  # locked rows
     by_member = network_wallets_ensure(network=brand.network_id, member_ids=members.values())
     issuance = network_brand_account(network_id=brand.network_id, brand=brand, kind=Account.Kind.ISSUANCE)
     return _Network({m: by_member[member] for m, member in members.items()}, (issuance.pk,), members, brand.network_id)
