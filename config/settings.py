@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "loyalty",
     "perks",
     "livestream",
+    "economics",
 ]
 
 MIDDLEWARE = [
