@@ -164,6 +164,16 @@ class Brand(models.Model):
         blank=True,
         help_text="The brand's id at Loyalteez: the compatibility endpoint accepts calls that name it.",
     )
+    point_value = models.DecimalField(
+        "value of a point",
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0"))],
+        help_text="What one point is worth to the brand, in the currency of its purchases (for the economics "
+        "report). Empty: the median of its perks' cash value per point.",
+    )
     is_active = models.BooleanField("active", default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
