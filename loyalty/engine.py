@@ -404,6 +404,7 @@ def _refund(
 ):
     if purchase.membership_id != member.membership_id:
         return Outcome(event.id, member.membership_id, REJECTED, "unknown_order")
+    tier = program.tier(member.tier_id)  # the tier when processed (the refund may take it back)
     left = purchase.amount - purchase.refunded_amount
     if event.amount > left:
         return Outcome(event.id, member.membership_id, REJECTED, "refund_exceeds_purchase")
@@ -449,6 +450,7 @@ def _refund(
         member.membership_id,
         AWARDED,
         points=-taken,
+        tier_name=tier.name if tier else "",
         balance_after=member.balance,
         unrecovered=unrecovered,
         refund_of_id=purchase.event_id if taken > 0 else None,

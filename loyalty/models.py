@@ -298,6 +298,8 @@ class Membership(models.Model):
             models.Index(fields=["brand", "-joined_at"]),
             # The lifecycle job walks a brand's memberships in id order, in chunks.
             models.Index(fields=["brand", "id"], name="membership_brand_id_idx"),
+            # The dashboard's members by tier: an index-only count.
+            models.Index(fields=["brand", "tier"], name="membership_brand_tier_idx"),
         ]
 
     def __str__(self) -> str:
@@ -883,3 +885,102 @@ class NetworkSettlement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.network} {self.month:%Y-%m}"
+
+
+# --- Rollups for the economics dashboard and report -----------------------------------------------------
+# Kept by the posting path in the postings' own database transaction (loyalty.signals.economics_roll_up,
+# and the processor for events), so that a dashboard reads a few hundred rows, never entries or events.
+# Several web processes post a brand's redemptions at once: each rollup row that they would all move is
+# split in ROLLUP_SHARDS rows (by database connection), so that concurrent postings rarely wait on one
+# another's row lock; readers add the shards up.
+ROLLUP_SHARDS = 8
+
+
+class DailyPoints(models.Model):
+    """Points a brand's members received or gave up on one brand day, by the member's tier at the time and
+    by what moved them (read by economics.selectors). Counted on the brand's own accounts: issuance
+    (issued, refunded), redemptions (redeemed, cancelled), expired, adjustments (signed)."""
+
+    class Kind(models.TextChoices):
+        ISSUED = "issued", "Issued (earned)"
+        REFUNDED = "refunded", "Taken back by refunds"
+        REDEEMED = "redeemed", "Redeemed"
+        CANCELLED = "cancelled", "Given back by cancelled redemptions"
+        EXPIRED = "expired", "Expired"
+        ADJUSTED = "adjusted", "Adjusted by staff (signed)"
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(help_text="The brand day the points moved (its timezone).")
+    tier_name = models.CharField(max_length=60, blank=True, help_text="The member's tier when they moved.")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    shard = models.PositiveSmallIntegerField(default=0)
+    points = models.BigIntegerField(default=0)
+    value = models.DecimalField(
+        max_digits=16, decimal_places=2, default=Decimal("0"), help_text="Redemptions: the perks' cash value."
+    )
+    transactions = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "daily points"
+        constraints = [
+            models.UniqueConstraint(fields=["brand", "day", "tier_name", "kind", "shard"], name="dailypoints_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.kind} {self.points}"
+
+
+class DailyEvents(models.Model):
+    """Events a brand's processor decided on one brand day, by type, outcome and the member's tier then;
+    with the purchase (or refunded) amounts, which is the spend the economics report divides by."""
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField(help_text="The brand day the events were processed (its timezone).")
+    type = models.SlugField(max_length=40)
+    status = models.CharField(max_length=10)
+    reason = models.CharField(max_length=40, blank=True)
+    tier_name = models.CharField(max_length=60, blank=True)
+    events = models.BigIntegerField(default=0)
+    amount = models.DecimalField(max_digits=18, decimal_places=2, default=Decimal("0"))
+    points = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "daily events"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["brand", "day", "type", "status", "reason", "tier_name"], name="dailyevents_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.type} {self.status}: {self.events}"
+
+
+class MemberWeek(models.Model):
+    """That a membership earned or redeemed in a week (Monday, brand timezone): written once per member and
+    week, so that WeeklyActive counts each active member once."""
+
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="+", db_index=False)
+    week = models.DateField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["membership", "week"], name="memberweek_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.membership_id} active in the week of {self.week}"
+
+
+class WeeklyActive(models.Model):
+    """How many of a brand's members earned or redeemed in a week (Monday, brand timezone)."""
+
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    week = models.DateField()
+    shard = models.PositiveSmallIntegerField(default=0)
+    members = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "weekly active members"
+        constraints = [models.UniqueConstraint(fields=["brand", "week", "shard"], name="weeklyactive_unique")]
+
+    def __str__(self) -> str:
+        return f"week of {self.week}: {self.members}"

@@ -8,7 +8,9 @@ events=list of the processed Event rows (as the processor wrote them).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from django.dispatch import Signal, receiver
@@ -123,3 +125,104 @@ def points_lots_roll_up(sender: type[Transaction], *, posted: Sequence[PostResul
     """  # noqa: S608 - only table names are formatted in
     with bulk_cursor() as cursor:
         cursor.execute(sql, [wallets, lots, moments, points], prepare=True)
+
+
+# What an entry on one of a brand's own accounts says happened, by the account's kind and the entry's sign.
+_MOVES = {
+    (Account.Kind.ISSUANCE, -1): "issued",
+    (Account.Kind.ISSUANCE, 1): "refunded",
+    (Account.Kind.REDEMPTIONS, 1): "redeemed",
+    (Account.Kind.REDEMPTIONS, -1): "cancelled",
+    (Account.Kind.EXPIRED, 1): "expired",
+    (Account.Kind.ADJUSTMENTS, -1): "adjusted",
+    (Account.Kind.ADJUSTMENTS, 1): "adjusted",
+}
+_MEMBER_KINDS = (Account.Kind.WALLET, Account.Kind.PENDING)
+
+
+def _brand_of(code: str) -> int | None:
+    """The brand of one of a brand's accounts, from its code ("brand:<id>:<kind>[:<membership>]"; see
+    loyalty.services.accounts); None for every other account (network wallets, the ledger bench's)."""
+    if not code.startswith("brand:"):
+        return None
+    return int(code.split(":", 2)[1])
+
+
+@receiver(transactions_posted, dispatch_uid="loyalty.economics_roll_up")
+def economics_roll_up(sender: type[Transaction], *, posted: Sequence[PostResult], **kwargs: Any) -> None:
+    """Keep the economics rollups (loyalty.models.DailyPoints, MemberWeek, WeeklyActive) in step, inside the
+    posting's database transaction, in one statement for the whole call.
+
+    Each entry on a brand's issuance, redemptions, expired or adjustments account is a move of points to
+    or from a member (the transaction's wallet or pending leg), counted on the brand day it was posted
+    under the member's tier then. A redemption carries the cash value of its perk (`value` in its
+    metadata), its cancellation gives it back. Releases of pending points (pending to wallet) move
+    nothing here. A member who earned or redeemed counts as active in that week, once.
+    """
+    rows: list[tuple] = []
+    for result in posted:
+        txn = result.transaction
+        member_account = next(
+            (entry.account_id for entry in result.entries if entry.account.kind in _MEMBER_KINDS), None
+        )
+        for entry in result.entries:
+            move = _MOVES.get((entry.account.kind, 1 if entry.amount > 0 else -1))
+            if move is None:
+                continue
+            brand_id = _brand_of(entry.account.code)
+            if brand_id is None:
+                continue
+            points = entry.amount if move in ("refunded", "redeemed", "expired") else -entry.amount
+            value = Decimal("0")
+            if move == "redeemed":
+                value = Decimal(txn.metadata.get("value") or 0)
+            elif move == "cancelled" and txn.reverses is not None:
+                value = Decimal(txn.reverses.metadata.get("value") or 0)
+            rows.append((brand_id, member_account, move, points, value, move in ("issued", "redeemed"), txn.created_at))
+    if not rows:
+        return
+    with bulk_cursor() as cursor:
+        cursor.execute(_economics_sql(), [list(column) for column in zip(*rows, strict=True)], prepare=True)
+
+
+@functools.cache
+def _economics_sql() -> str:
+    from loyalty.models import ROLLUP_SHARDS, Brand, DailyPoints, Membership, MemberWeek, Tier, WeeklyActive
+
+    shard = f"pg_backend_pid() %% {ROLLUP_SHARDS}"
+    # Every insert takes its rows in key order, so that two postings moving the same rows lock them in
+    # the same order (no deadlock); a membership's week row is only ever inserted under its membership's
+    # row lock, which every earning and spending path holds.
+    return f"""
+        WITH v AS (
+            SELECT v.brand_id, v.kind, v.points, v.value, v.active, v.at AT TIME ZONE b.timezone AS local,
+                   COALESCE(mw.id, mp.id) AS membership_id, COALESCE(t.name, '') AS tier_name
+              FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::bigint[], %b::numeric[], %b::boolean[],
+                          %b::timestamptz[]) AS v(brand_id, account_id, kind, points, value, active, at)
+              JOIN {Brand._meta.db_table} b ON b.id = v.brand_id
+              LEFT JOIN {Membership._meta.db_table} mw ON mw.wallet_id = v.account_id
+              LEFT JOIN {Membership._meta.db_table} mp ON mp.pending_wallet_id = v.account_id
+              LEFT JOIN {Tier._meta.db_table} t ON t.id = COALESCE(mw.tier_id, mp.tier_id)
+        ),
+        daily AS (
+            INSERT INTO {DailyPoints._meta.db_table} AS d
+                   (brand_id, day, tier_name, kind, shard, points, value, transactions)
+            SELECT brand_id, local::date, tier_name, kind, {shard}, sum(points), sum(value), count(*)
+              FROM v GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+            ON CONFLICT (brand_id, day, tier_name, kind, shard) DO UPDATE
+               SET points = d.points + EXCLUDED.points, value = d.value + EXCLUDED.value,
+                   transactions = d.transactions + EXCLUDED.transactions
+        ),
+        weeks AS (
+            INSERT INTO {MemberWeek._meta.db_table} (membership_id, week)
+            SELECT DISTINCT membership_id, date_trunc('week', local)::date
+              FROM v WHERE active AND membership_id IS NOT NULL ORDER BY 1, 2
+            ON CONFLICT (membership_id, week) DO NOTHING
+            RETURNING membership_id, week
+        )
+        INSERT INTO {WeeklyActive._meta.db_table} AS a (brand_id, week, shard, members)
+        SELECT m.brand_id, w.week, {shard}, count(*)
+          FROM weeks w JOIN {Membership._meta.db_table} m ON m.id = w.membership_id
+         GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (brand_id, week, shard) DO UPDATE SET members = a.members + EXCLUDED.members
+    """  # noqa: S608 - only table names and a constant are formatted in

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet
@@ -195,6 +196,7 @@ class PerkRow:
     limit_per_week: int | None
     limit_per_month: int | None
     is_network_perk: bool
+    cash_value: Decimal | None  # carried on the redeem posting, for the economics report's redeemed value
 
 
 @dataclass(slots=True)

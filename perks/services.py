@@ -444,7 +444,7 @@ class _Batch:
                     Leg(to[network_account_id if item.network_id else account_id], item.read.perk.cost),
                 ],
                 memo=item.read.perk.name,
-                metadata={"perk_id": item.read.perk.id, "perk": item.read.perk.name},
+                metadata=_redeem_metadata(item.read.perk),
             )
             for item in accepted
         ]
@@ -503,6 +503,13 @@ class _Batch:
                 ],
                 prepare=True,
             )
+
+
+def _redeem_metadata(perk: PerkRow) -> dict:
+    metadata = {"perk_id": perk.id, "perk": perk.name}
+    if perk.cash_value and not perk.is_network_perk:
+        metadata["value"] = str(perk.cash_value)  # loyalty.signals.economics_roll_up adds it up
+    return metadata
 
 
 def _network_members_join(brand: Brand, requests: list[RedeemRequest]) -> None:

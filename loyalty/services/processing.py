@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
@@ -37,6 +37,7 @@ from loyalty import engine, locks, notify
 from loyalty.models import (
     AwardCounter,
     Brand,
+    DailyEvents,
     EarnRule,
     Event,
     Membership,
@@ -225,7 +226,7 @@ def _process_locked(
     posted = transactions_post(postings=postings, locked=heads) if postings else []
     transaction_of = {result.transaction.idempotency_key: result.transaction.pk for result in posted}
 
-    _events_write(decision.outcomes, transaction_of, now)
+    _events_write(decision.outcomes, transaction_of, now, now.astimezone(brand.zone).date())
     if network.network_id is not None:
         _network_lots_write(brand, network, decision.outcomes, now)
     _purchases_write(decision.purchases.values())
@@ -642,21 +643,39 @@ def _execute(sql: str, params: list) -> int:
         return cursor.rowcount
 
 
+# The events' outcomes, and the day's counts of them (the economics dashboard's events by type and
+# outcome, and the spend its report divides by), in one statement.
 _EVENTS_SQL = f"""
-    UPDATE {Event._meta.db_table} AS e
-       SET membership_id = v.membership_id, status = v.status, reason = v.reason, points = v.points,
-           tier_name = v.tier_name, multiplier = v.multiplier, balance_after = v.balance_after,
-           unrecovered_points = v.unrecovered, ledger_transaction_id = v.transaction_id, processed_at = %b,
-           pending_until = CASE WHEN e.type = 'purchase' THEN v.pending_until END, network_points = v.network_points
-      FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::numeric[],
-                  %b::bigint[], %b::bigint[], %b::bigint[], %b::date[], %b::bigint[])
-           AS v(id, membership_id, status, reason, points, tier_name, multiplier, balance_after, unrecovered,
-                transaction_id, pending_until, network_points)
-     WHERE e.id = v.id AND e.status = 'pending'
-"""  # noqa: S608 - only the table name is formatted in
+    WITH e AS (
+        UPDATE {Event._meta.db_table} AS e
+           SET membership_id = v.membership_id, status = v.status, reason = v.reason, points = v.points,
+               tier_name = v.tier_name, multiplier = v.multiplier, balance_after = v.balance_after,
+               unrecovered_points = v.unrecovered, ledger_transaction_id = v.transaction_id, processed_at = %b,
+               pending_until = CASE WHEN e.type = 'purchase' THEN v.pending_until END,
+               network_points = v.network_points
+          FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::text[], %b::bigint[], %b::text[], %b::numeric[],
+                      %b::bigint[], %b::bigint[], %b::bigint[], %b::date[], %b::bigint[])
+               AS v(id, membership_id, status, reason, points, tier_name, multiplier, balance_after, unrecovered,
+                    transaction_id, pending_until, network_points)
+         WHERE e.id = v.id AND e.status = 'pending'
+        RETURNING e.brand_id, e.type, e.status, e.reason, e.tier_name, e.amount, e.points
+    ),
+    daily AS (
+        INSERT INTO {DailyEvents._meta.db_table} AS d (brand_id, day, type, status, reason, tier_name, events, amount,
+                                                       points)
+        SELECT brand_id, %b::date, type, status, reason, tier_name, count(*), COALESCE(sum(amount), 0), sum(points)
+          FROM e GROUP BY brand_id, type, status, reason, tier_name ORDER BY brand_id, type, status, reason, tier_name
+        ON CONFLICT (brand_id, day, type, status, reason, tier_name) DO UPDATE
+           SET events = d.events + EXCLUDED.events, amount = d.amount + EXCLUDED.amount,
+               points = d.points + EXCLUDED.points
+    )
+    SELECT count(*) FROM e
+"""  # noqa: S608 - only table names are formatted in
 
 
-def _events_write(outcomes: list[engine.Outcome], transaction_of: dict[str, int], now: dt.datetime) -> None:
+def _events_write(
+    outcomes: list[engine.Outcome], transaction_of: dict[str, int], now: dt.datetime, day: dt.date
+) -> None:
     columns: tuple[list, ...] = ([], [], [], [], [], [], [], [], [], [], [], [])
     for outcome in outcomes:
         for column, value in zip(
@@ -678,7 +697,9 @@ def _events_write(outcomes: list[engine.Outcome], transaction_of: dict[str, int]
             strict=True,
         ):
             column.append(value)
-    updated = _execute(_EVENTS_SQL, [now, *columns])
+    with bulk_cursor() as cursor:
+        cursor.execute(_EVENTS_SQL, [now, *columns, day], prepare=True)
+        (updated,) = cursor.fetchone()
     if updated != len(outcomes):  # pragma: no cover - the row locks make this impossible; refuse rather than guess
         raise RuntimeError(f"events changed while locked for processing ({updated} of {len(outcomes)} updated)")
 
@@ -879,11 +900,28 @@ def event_failure_record(*, event: Event, error: BaseException) -> Event:
     )
     event.refresh_from_db()
     if event.status == Event.Status.FAILED:
+        daily_events_add(event=event, day=now.astimezone(event.brand.zone).date())
         logger.error("event %s set aside after %s failed attempts: %s", event.pk, event.attempts, last_error)
         notify.events_done([event.pk])
     else:
         logger.warning("event %s failed (attempt %s of %s): %s", event.pk, event.attempts, limit, last_error)
     return event
+
+
+def daily_events_add(*, event: Event, day: dt.date) -> None:
+    """Count one event's outcome in its brand's day (an event set aside; the batches count theirs in
+    _EVENTS_SQL)."""
+    sql = f"""
+        INSERT INTO {DailyEvents._meta.db_table} AS d (brand_id, day, type, status, reason, tier_name, events, amount,
+                                                       points)
+        VALUES (%s, %s, %s, %s, %s, %s, 1, %s, %s)
+        ON CONFLICT (brand_id, day, type, status, reason, tier_name) DO UPDATE
+           SET events = d.events + 1, amount = d.amount + EXCLUDED.amount, points = d.points + EXCLUDED.points
+    """  # noqa: S608 - only the table name is formatted in
+    amount = event.amount or 0
+    params = [event.brand_id, day, event.type, event.status, event.reason, event.tier_name, amount, event.points]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def events_retry(*, event_ids: list[int]) -> int:
