@@ -9,10 +9,12 @@ from config.middleware import api_not_found
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("admin/economics/", include("economics.urls_portal")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("loyalty.urls_api")),
     path("api/v1/", include("perks.urls_api")),
     path("api/v1/", include("livestream.urls_api")),
+    path("api/v1/", include("economics.urls_api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
     re_path(r"^api/", api_not_found),  # JSON in the error shape, never the HTML 404 page
