@@ -67,6 +67,32 @@ def _series(start: dt.date, end: dt.date, rows: list[dict]) -> dict:
     }  # fmt: skip
 
 
+# Chart.js options, given whole (Unfold's defaults are for sparklines: 4 px bars, no axis labels).
+_CHARTS = {
+    "points": {"legend": True},
+    "active": {"legend": False},
+    "tiers": {"legend": False},
+    "events": {"legend": True, "stacked": True},
+}
+
+
+def _chart_options(*, legend: bool, stacked: bool = False) -> dict:
+    axis = {"stacked": stacked, "grid": {"display": False}, "ticks": {"color": "#9ca3af"}}
+    return {
+        "animation": False,
+        "responsive": True,
+        "maintainAspectRatio": False,
+        "interaction": {"mode": "index", "intersect": False},
+        "elements": {"point": {"radius": 0}, "line": {"borderWidth": 2}, "bar": {"borderRadius": 4}},
+        "datasets": {"bar": {"maxBarThickness": 48}},
+        "plugins": {"legend": {"display": legend, "position": "bottom", "labels": {"color": "#9ca3af"}}},
+        "scales": {
+            "x": {**axis, "ticks": {**axis["ticks"], "maxTicksLimit": 8}},
+            "y": {**axis, "beginAtZero": True, "ticks": {**axis["ticks"], "precision": 0}},
+        },
+    }
+
+
 def dashboard_context(brand: Brand, days: int) -> dict[str, Any]:
     today = timezone.now().astimezone(brand.zone).date()
     start = today - dt.timedelta(days=days - 1)
@@ -102,7 +128,7 @@ def dashboard_context(brand: Brand, days: int) -> dict[str, Any]:
             ],
         },
     }
-    stacked = json.dumps({"scales": {"x": {"stacked": True}, "y": {"stacked": True}}})
+    options = {name: json.dumps(_chart_options(**kwargs)) for name, kwargs in _CHARTS.items()}
     return {
         "brand": brand,
         "days": days,
@@ -112,7 +138,7 @@ def dashboard_context(brand: Brand, days: int) -> dict[str, Any]:
         "board": board,
         "figures": figures,
         "charts": {name: json.dumps(data) for name, data in charts.items()},
-        "stacked_options": stacked,
+        "chart_options": options,
         "keep": [("days", days)],
         "report_url": reverse("economics_report") + f"?brand={brand.slug}&from={start}&to={today}",
     }
