@@ -94,7 +94,7 @@ def range_parse(start: str | None, end: str | None, *, today: dt.date, default_d
     errors: dict[str, list[str]] = {}
     parsed = {}
     for name, value in (("from", start), ("to", end)):
-        if value in (None, ""):
+        if value is None:
             parsed[name] = None
             continue
         try:

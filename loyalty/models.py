@@ -888,7 +888,7 @@ class NetworkSettlement(models.Model):
 
 
 # --- Rollups for the economics dashboard and report -----------------------------------------------------
-# Kept by the posting path in the postings' own database transaction (loyalty.signals.economics_roll_up,
+# Kept by the posting path in the postings' own database transaction (loyalty.signals.memberships_roll_up,
 # and the processor for events), so that a dashboard reads a few hundred rows, never entries or events.
 # Several web processes post a brand's redemptions at once: each rollup row that they would all move is
 # split in ROLLUP_SHARDS rows (by database connection), so that concurrent postings rarely wait on one

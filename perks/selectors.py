@@ -187,6 +187,9 @@ class PerkRow:
     brand_id: int
     name: str
     cost: int
+    # Carried on the redeem posting, for the economics report's value redeemed. The fields are in the
+    # model's order: perks.services._redemption_new loads a Perk from them (Model.from_db expects it).
+    cash_value: Decimal | None
     stock: int | None
     is_active: bool
     available_from: dt.datetime | None
@@ -196,7 +199,6 @@ class PerkRow:
     limit_per_week: int | None
     limit_per_month: int | None
     is_network_perk: bool
-    cash_value: Decimal | None  # carried on the redeem posting, for the economics report's redeemed value
 
 
 @dataclass(slots=True)

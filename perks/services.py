@@ -508,7 +508,7 @@ class _Batch:
 def _redeem_metadata(perk: PerkRow) -> dict:
     metadata = {"perk_id": perk.id, "perk": perk.name}
     if perk.cash_value and not perk.is_network_perk:
-        metadata["value"] = str(perk.cash_value)  # loyalty.signals.economics_roll_up adds it up
+        metadata["value"] = str(perk.cash_value)  # loyalty.signals.memberships_roll_up adds it up
     return metadata
 
 

@@ -4,6 +4,7 @@
     python -m config.bench --only single     some sections: single, e2e, redeem, heartbeat, reads, lifecycle
     python -m config.bench --seconds 20      shorter sustained runs (the targets speak of 60 s)
     python -m config.bench --only lifecycle --lifecycle-members 200000   the daily lifecycle job, smaller
+    python -m config.bench --only dashboard  the economics dashboard at 1,000,000 ledger entries
 
 It creates a throwaway database (dropped at the end, also on failure or Ctrl-C), starts the processes
 `make run` starts (gunicorn, a Celery worker, beat: config.supervisor.process_commands) against it and
@@ -55,16 +56,20 @@ def _machine() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m config.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", help="comma-separated sections: single, e2e, redeem, heartbeat, reads, lifecycle")
+    parser.add_argument(
+        "--only", help="comma-separated sections: single, e2e, redeem, heartbeat, reads, lifecycle, dashboard"
+    )
     parser.add_argument("--seconds", type=int, default=60, help="length of the sustained end-to-end run")
     parser.add_argument("--short", type=int, default=15, help="length of each rate measurement")
     parser.add_argument(
         "--lifecycle-members", type=int, default=1_000_000, help="members of the lifecycle section's big brand"
     )
-    args = parser.parse_args()
-    sections = (
-        set(args.only.split(",")) if args.only else {"single", "e2e", "redeem", "heartbeat", "reads", "lifecycle"}
+    parser.add_argument(
+        "--dashboard-members", type=int, default=250_000, help="members of the dashboard brand (4 entries each)"
     )
+    args = parser.parse_args()
+    every = {"single", "e2e", "redeem", "heartbeat", "reads", "lifecycle", "dashboard"}
+    sections = set(args.only.split(",")) if args.only else every
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
@@ -117,6 +122,10 @@ def main() -> int:
             from config.bench import lifecycle
 
             lifecycle.run(report, members=args.lifecycle_members)
+        if "dashboard" in sections:
+            from config.bench import dashboard
+
+            dashboard.run(report, members=args.dashboard_members)
     finally:
         print(f"\n{report.render()}\nwhole run: {time.monotonic() - started:.0f} s", flush=True)
     return 0 if report.all_met else 1

@@ -1,6 +1,6 @@
 """Rebuilding a brand's economics rollups from the ledger and the events.
 
-The posting path keeps the rollups (loyalty.signals.economics_roll_up, the processor's events write) in
+The posting path keeps the rollups (loyalty.signals.memberships_roll_up, the processor's events write) in
 the postings' own transactions, so they are always in step from the moment they exist. This rebuilds
 them from scratch: for a database whose history predates them, and as a check (a rebuild must give the
 same figures as the incremental path, tests/loyalty/test_rollups_rebuild.py).

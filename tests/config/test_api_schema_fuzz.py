@@ -94,6 +94,12 @@ BEYOND_THE_SCHEMA = [
     ("POST /api/v1/.*", "Idempotency-Key", r"^Keys starting with 'tally:' are reserved\.$"),
     # One query parameter or the other, or both: OpenAPI has no "one of" for query parameters.
     ("GET /api/v1/members", "email", r"^Give email or external_id to look a member up\.$"),
+    # A range of days: a real date (the pattern lets 2026-02-30 through), `from` not after `to`, ten years at most.
+    (
+        "GET /api/v1/reports/economics",
+        "from|to",
+        r"^(A date as YYYY-MM-DD, .*|Must not be after 'to'\.|A range of at most \d+ days\.)$",
+    ),
     # A cursor is only ever one that the statement gave out.
     ("GET /api/v1/members/{member_id}/transactions", "code:invalid_cursor", r""),
 ]
