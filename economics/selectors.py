@@ -150,12 +150,18 @@ class Figures:
     days: list[dict]  # per day: issued, redeemed, expired (the charts)
 
 
-def outstanding_now(brand: Brand) -> int:
-    """What the brand's members hold now (wallets and pending points), from four balance rows of the
-    ledger: double entry makes it minus the sum of the brand's own accounts."""
-    codes = [f"brand:{brand.pk}:{kind}" for kind in ("issuance", "adjustments", "redemptions", "expired")]
-    held = Balance.objects.filter(account__code__in=codes).aggregate(total=Sum("balance"))["total"]
-    return -(held or 0)
+def brand_accounts(brand: Brand) -> dict[str, int]:
+    """The balances of the brand's own accounts (issuance, adjustments, redemptions, expired), by kind: what
+    the brand ever issued, adjusted, had redeemed and saw expire, net, in four balance rows."""
+    codes = {f"brand:{brand.pk}:{kind}": kind for kind in ("issuance", "adjustments", "redemptions", "expired")}
+    rows = Balance.objects.filter(account__code__in=codes).values_list("account__code", "balance")
+    return {kind: 0 for kind in codes.values()} | {codes[code]: balance for code, balance in rows}
+
+
+def outstanding_now(brand: Brand, accounts: dict[str, int] | None = None) -> int:
+    """What the brand's members hold now (wallets and pending points): double entry makes it minus the sum
+    of the brand's own accounts."""
+    return -sum((accounts if accounts is not None else brand_accounts(brand)).values())
 
 
 def figures(brand: Brand, *, start: dt.date, end: dt.date) -> Figures:
@@ -185,15 +191,16 @@ def figures(brand: Brand, *, start: dt.date, end: dt.date) -> Figures:
             redeemed_value -= row["value"]
     after = DailyPoints.objects.filter(brand=brand, day__gt=end).values("kind").annotate(points=Sum("points"))
     moved_since = sum(_OUTSTANDING_SIGN[row["kind"]] * row["points"] for row in after)
-    outstanding = outstanding_now(brand) - moved_since
+    accounts = brand_accounts(brand)
+    outstanding = outstanding_now(brand, accounts) - moved_since
     spend_by_tier = _spend_by_tier(brand, start, end)
     spend = sum(spend_by_tier.values(), Decimal("0"))
     issued = totals["issued"] - totals["refunded"]
     redeemed = totals["redeemed"] - totals["cancelled"]
-    everything = DailyPoints.objects.filter(brand=brand).values("kind").annotate(points=Sum("points"))
-    ever = {row["kind"]: row["points"] for row in everything}
-    settled = ever.get("redeemed", 0) - ever.get("cancelled", 0) + ever.get("expired", 0)
-    projected = outstanding * ever.get("expired", 0) // settled if settled > 0 else None
+    # Of the points whose fate is settled (redeemed or expired, ever), the share that expired: what the
+    # outstanding points will likely come to.
+    settled = accounts["redemptions"] + accounts["expired"]
+    projected = outstanding * accounts["expired"] // settled if settled > 0 else None
     by_tier = []
     for name in sorted(set(per_tier) | set(spend_by_tier), key=_tier_order(brand)):
         moved = per_tier.get(name, dict.fromkeys(_OUTSTANDING_SIGN, 0))
