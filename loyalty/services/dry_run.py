@@ -63,7 +63,8 @@ class Simulation:
 
 def event_simulate(*, brand: Brand, item: CleanEvent, now: dt.datetime | None = None) -> Simulation:
     """What processing `item` (validated as POST /api/v1/events validates it) would do at `now`. Raises the
-    ApplicationError accepting it would be refused with, or PurchasePendingError for a refund of a purchase
+    ApplicationError accepting it would be refused with (a refund's 422, a key's 409), AlreadyReceivedError
+    where accepting it would replay an event sent before, or PurchasePendingError for a refund of a purchase
     not processed yet (the processor would process that first)."""
     with _read_only():
         return _simulate(brand, item, now or timezone.now())
