@@ -255,6 +255,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets named for what they are, not for the field that holds them ("status" is everywhere).
+    "ENUM_NAME_OVERRIDES": {"OutcomeStatusEnum": ["awarded", "rejected"]},
 }
 
 # --- Partner portal -----------------------------------------------------------------------------

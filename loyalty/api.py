@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from types import SimpleNamespace
 
@@ -39,8 +40,10 @@ from loyalty.serializers import (
     event_out,
     member_detail_out,
     member_out,
+    simulation_out,
     statement_entry_out,
 )
+from loyalty.services.dry_run import event_simulate
 from loyalty.services.earning import adjustment_create
 from loyalty.services.idempotency import idempotent_call, request_fingerprint
 from loyalty.services.ingest import events_accept
@@ -197,7 +200,61 @@ def _event_reload(event_id: int) -> Event:
     return Event.objects.select_related("membership__member", "membership__tier").get(pk=event_id)
 
 
-class EventCollection(BrandApiView):
+EVENT_REQUEST_EXAMPLES = [
+    OpenApiExample(
+        "purchase",
+        request_only=True,
+        value={
+            "type": "purchase",
+            "member": {"email": "fan@example.com"},
+            "order_id": "T3-000123",
+            "amount": "5.50",
+            "currency": "USD",
+            "location_id": "store-12",
+        },
+    ),
+    OpenApiExample(
+        "custom event",
+        request_only=True,
+        value={"type": "check_in", "member": {"external_id": "C-1001"}},
+    ),
+    OpenApiExample(
+        "refund",
+        request_only=True,
+        value={
+            "type": "refund",
+            "member": {"email": "fan@example.com"},
+            "order_id": "T3-000123",
+            "amount": "2.75",
+        },
+    ),
+]
+
+
+class SingleEventView(BrandApiView):
+    """An endpoint that takes one event, as POST /api/v1/events does."""
+
+    def event_clean(self, request: Request, *, errors: dict | None = None) -> CleanEvent:
+        """The request's event, its key the Idempotency-Key header (a body's own `idempotency_key` must be
+        valid too, as the schema says, but gives way to the header); or a 400 with every field error, the
+        request's own `errors` among them."""
+        data = request.data
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Send one event as a JSON object."]})
+        key = self.idempotency_key(request)
+        own_key = "idempotency_key" in data
+        if key and not own_key:
+            data = {**data, "idempotency_key": key}
+        [(clean, found)] = _events_clean(self.brand, [data])
+        if found or errors:
+            found = found or {}
+            if "idempotency_key" in found and not own_key:
+                found["Idempotency-Key"] = found.pop("idempotency_key")  # the header is this endpoint's key
+            raise serializers.ValidationError({**found, **(errors or {})})
+        return dataclasses.replace(clean, idempotency_key=key) if key else clean
+
+
+class EventCollection(SingleEventView):
     @extend_schema(
         operation_id="events_create",
         summary="Send a purchase, refund or custom event",
@@ -223,52 +280,13 @@ class EventCollection(BrandApiView):
             **error_responses(400, 401, 409, 415, 422, 429),
         },
         examples=[
-            OpenApiExample(
-                "purchase",
-                request_only=True,
-                value={
-                    "type": "purchase",
-                    "member": {"email": "fan@example.com"},
-                    "order_id": "T3-000123",
-                    "amount": "5.50",
-                    "currency": "USD",
-                    "location_id": "store-12",
-                },
-            ),
-            OpenApiExample(
-                "custom event",
-                request_only=True,
-                value={"type": "check_in", "member": {"external_id": "C-1001"}},
-            ),
-            OpenApiExample(
-                "refund",
-                request_only=True,
-                value={
-                    "type": "refund",
-                    "member": {"email": "fan@example.com"},
-                    "order_id": "T3-000123",
-                    "amount": "2.75",
-                },
-            ),
+            *EVENT_REQUEST_EXAMPLES,
             OpenApiExample("outcome", response_only=True, status_codes=["201"], value=EVENT_EXAMPLE),
         ],
     )
     def post(self, request: Request) -> Response:
-        data = request.data
-        if not isinstance(data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["Send one event as a JSON object."]})
-        key = self.idempotency_key(request)
-        if key:
-            data = {**data, "idempotency_key": key}
-        [(clean, errors)] = _events_clean(self.brand, [data])
         wait = flag_value(request.query_params.get("wait"))
-        if errors or wait is None:
-            errors = errors or {}
-            if "idempotency_key" in errors and (key or "idempotency_key" not in request.data):
-                errors["Idempotency-Key"] = errors.pop("idempotency_key")  # the header is this endpoint's key
-            if wait is None:
-                errors["wait"] = [FLAG_ERROR]
-            raise serializers.ValidationError(errors)
+        clean = self.event_clean(request, errors={"wait": [FLAG_ERROR]} if wait is None else None)
         body, status, replayed = _event_answer(self.brand, clean, wait=wait)
         response = Response(body, status=status)
         if replayed:
@@ -309,6 +327,110 @@ def _event_answer(brand: Brand, clean: CleanEvent, *, wait: bool) -> tuple[dict,
     return body, status, answer.replayed
 
 
+SIMULATION = inline_serializer(
+    "EventSimulation",
+    {
+        "status": serializers.ChoiceField(choices=["awarded", "rejected"]),
+        "reason": serializers.CharField(allow_blank=True, help_text="Why it would be rejected; empty when awarded."),
+        "points": serializers.IntegerField(help_text="What the wallet would get (a refund's is negative)."),
+        "network_points": serializers.IntegerField(help_text="What the person's network wallet would get."),
+        "multiplier": serializers.CharField(
+            allow_null=True, help_text="The tier rate it earns at; null unless awarded."
+        ),
+        "tier_before": serializers.CharField(allow_null=True),
+        "tier_after": serializers.CharField(allow_null=True, help_text="The tier the member would have after it."),
+        "balance_after": serializers.IntegerField(),
+        "pending_until": serializers.DateField(
+            allow_null=True, help_text="A purchase in a return window: the day its points would become spendable."
+        ),
+        "member_exists": serializers.BooleanField(
+            help_text="Whether the brand has the member already (false: processing would make them a member)."
+        ),
+        "caps_left": inline_serializer(
+            "EventSimulationCapsLeft",
+            {period: serializers.IntegerField(required=False, min_value=0) for period in ("day", "week", "month")},
+            help_text="Awards of this type the rule's caps would leave in the brand day, ISO week and month of "
+            "`occurred_at`, after this event: only the periods it caps ({} when none).",
+        ),
+    },
+)
+
+
+class EventSimulate(SingleEventView):
+    @extend_schema(
+        operation_id="events_simulate",
+        summary="What an event would do, without sending it (a dry run)",
+        description=(
+            "Takes the body of `POST /api/v1/events`, validated the same way (the same 400s; refunds and custom "
+            "events need an `Idempotency-Key` there, so they do here), and answers what processing it would do "
+            "now: awarded or rejected and why, points, tier before and after, balance, caps left. Nothing is "
+            "written: no event, member, points or idempotency record. A member the brand does not have yet is "
+            "simulated as a new one (the entry tier, nothing earned, `member_exists: false`). A refund is checked "
+            "against its purchase as sending it would be (422), and an event sent before is a 409 (its key or "
+            "order id: `already_received`, or the conflict sending it would answer). Events accepted but not yet "
+            "processed are not counted (neither toward caps, tiers and balances, nor as a refund's purchase: "
+            "a 409 `purchase_pending`)."
+        ),
+        request=EventInputSerializer,
+        parameters=[
+            idempotency_key_parameter(
+                required=False, description="As for `POST /api/v1/events`: required for refunds and custom events."
+            )
+        ],
+        responses={
+            200: OpenApiResponse(SIMULATION, description="what processing the event would do now"),
+            **error_responses(400, 401, 415, 422, 429),
+            409: OpenApiResponse(
+                ERROR_SHAPE,
+                description="already_received (sent before: sending it again would process nothing), "
+                "idempotency_conflict or duplicate_order (as sending it), purchase_pending (a refund's purchase "
+                "is not processed yet)",
+            ),
+        },
+        examples=[
+            *EVENT_REQUEST_EXAMPLES,
+            OpenApiExample(
+                "a Gold member's purchase",
+                response_only=True,
+                status_codes=["200"],
+                value={
+                    "status": "awarded",
+                    "reason": "",
+                    "points": 6,
+                    "network_points": 0,
+                    "multiplier": "1.20",
+                    "tier_before": "Gold",
+                    "tier_after": "Gold",
+                    "balance_after": 518,
+                    "pending_until": None,
+                    "member_exists": True,
+                    "caps_left": {},
+                },
+            ),
+            OpenApiExample(
+                "over a cap",
+                response_only=True,
+                status_codes=["200"],
+                value={
+                    "status": "rejected",
+                    "reason": "cap_reached",
+                    "points": 0,
+                    "network_points": 0,
+                    "multiplier": None,
+                    "tier_before": "Gold",
+                    "tier_after": "Gold",
+                    "balance_after": 512,
+                    "pending_until": None,
+                    "member_exists": True,
+                    "caps_left": {"day": 0},
+                },
+            ),
+        ],
+    )
+    def post(self, request: Request) -> Response:
+        return Response(simulation_out(event_simulate(brand=self.brand, item=self.event_clean(request))))
+
+
 # --- POST /api/v1/events as a till usually sends it, without DRF's request and response machinery ----------
 
 _RENDERER = JSONRenderer()
@@ -334,8 +456,9 @@ def events_plain(request: HttpRequest) -> HttpResponse | None:
         return None
     idempotency_key = request.headers.get("Idempotency-Key", "").strip() or None
     if idempotency_key is not None:
-        if len(idempotency_key) > IDEMPOTENCY_KEY_MAX or idempotency_key.startswith(Event.INTERNAL_KEY_PREFIX):
-            return None
+        too_long = len(idempotency_key) > IDEMPOTENCY_KEY_MAX
+        if too_long or idempotency_key.startswith(Event.INTERNAL_KEY_PREFIX) or "idempotency_key" in data:
+            return None  # DRF's view refuses the key (or judges the body's own key as well)
         data = {**data, "idempotency_key": idempotency_key}
     [(clean, errors)] = _events_clean(api_key.brand, [data])
     if errors or not ApiKeyRateThrottle().allow_request(SimpleNamespace(auth=api_key), None):

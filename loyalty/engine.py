@@ -256,6 +256,24 @@ def qualifying_points(member: MemberState, window: tuple[dt.date, dt.date]) -> i
     return sum(points for month, points in member.buckets.items() if first <= month <= current)
 
 
+def caps_left(program: Program, member: MemberState, event_type: str, when: dt.datetime) -> dict[str, int]:
+    """Period -> what the cap leaves, for the periods the type's rule caps: the cap minus the member's
+    awarded events of the type in the brand day, ISO week or month of `when` (0 or less: the cap is
+    reached)."""
+    rule = program.rules.get(event_type)
+    if rule is None or not rule.caps:
+        return {}
+    bounds = period_bounds(when=when, zone=program.zone)
+    left = {}
+    for period, cap in rule.caps.items():
+        start, end = bounds[period]
+        awarded = sum(
+            count for (kind, day), count in member.counts.items() if kind == event_type and start <= day < end
+        )
+        left[period] = cap - awarded
+    return left
+
+
 def _rejection(program: Program, event: EventIn, member: MemberState) -> str | None:
     if not member.active:
         return "membership_inactive"
@@ -273,18 +291,8 @@ def _rejection(program: Program, event: EventIn, member: MemberState) -> str | N
             return "currency_mismatch"
         if rule.minimum_amount is not None and event.amount < rule.minimum_amount:
             return "below_minimum"
-    caps = rule.caps
-    if caps:
-        bounds = period_bounds(when=event.occurred_at, zone=program.zone)
-        for period, cap in caps.items():
-            start, end = bounds[period]
-            awarded = sum(
-                count
-                for (event_type, day), count in member.counts.items()
-                if event_type == event.type and start <= day < end
-            )
-            if awarded >= cap:
-                return "cap_reached"
+    if any(left <= 0 for left in caps_left(program, member, event.type, event.occurred_at).values()):
+        return "cap_reached"
     return None
 
 

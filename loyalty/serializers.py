@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -477,6 +478,14 @@ def event_out(event: Event) -> dict:
         body["unrecovered_points"] = event.unrecovered_points
     if event.network_points:
         body["network_points"] = event.network_points
+    return body
+
+
+def simulation_out(simulation) -> dict:
+    """An event's dry run (loyalty.services.dry_run.Simulation) as the API shows it."""
+    body = dataclasses.asdict(simulation)
+    body["multiplier"] = f"{simulation.multiplier:.2f}" if simulation.multiplier is not None else None
+    body["pending_until"] = simulation.pending_until.isoformat() if simulation.pending_until else None
     return body
 
 

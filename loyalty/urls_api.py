@@ -5,6 +5,7 @@ from loyalty import api, compat
 urlpatterns = [
     path("events", api.EventCollection.as_view(), name="api_events"),
     path("events/batch", api.EventBatch.as_view(), name="api_events_batch"),
+    path("events/simulate", api.EventSimulate.as_view(), name="api_events_simulate"),
     path("events/<int:event_id>", api.EventDetail.as_view(), name="api_event_detail"),
     path("members", api.MemberCollection.as_view(), name="api_members"),
     path("members/<int:member_id>", api.MemberDetail.as_view(), name="api_member_detail"),

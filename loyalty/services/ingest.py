@@ -179,31 +179,32 @@ def _existing(brand_id: int, rows: list[_Row]) -> tuple[dict[str, Event], dict[s
     return by_key, by_order
 
 
-def _collision(row: _Row, by_key: dict[str, Event], by_order: dict[str, Event]) -> Accepted:
-    """The answer to a row that was not inserted because its key (or order id) is taken."""
+class KeyTakenError(ApplicationError):
+    """The event's idempotency key (or a purchase's order id) is another request's."""
+
+    status_code = 409
+
+
+def _collision(row: _Row, by_key: dict[str, Event], by_order: dict[str, Event]) -> Event | KeyTakenError:
+    """What took the key (or order id) of a row that was not inserted: the event it replays (the same
+    request), or the 409 it is refused with."""
     event = by_key.get(row.key) if row.key else None
     if event is None and row.type == EarnRule.PURCHASE:
         event = by_order.get(row.order_id)
         if event is not None and event.idempotency_key != row.key:
-            return Accepted(
-                409,
-                error_body(
-                    "duplicate_order",
-                    f"A purchase with order id {row.order_id!r} was already received (under another idempotency key).",
-                ),
+            return KeyTakenError(
+                "duplicate_order",
+                f"A purchase with order id {row.order_id!r} was already received (under another idempotency key).",
             )
     if event is None:  # taken by a request that rolled back in between: rare enough to ask for a retry
-        return Accepted(409, error_body("in_progress", "A request with this key is being processed; retry."))
+        return KeyTakenError("in_progress", "A request with this key is being processed; retry.")
     if event.request_hash != row.hash:
-        return Accepted(
-            409,
-            error_body(
-                "idempotency_conflict",
-                "This idempotency key was already used with a different request.",
-                idempotency_key=row.key or row.order_id,
-            ),
+        return KeyTakenError(
+            "idempotency_conflict",
+            "This idempotency key was already used with a different request.",
+            extra={"idempotency_key": row.key or row.order_id},
         )
-    return Accepted(_status_of(event), event_out(event), event.pk, replayed=True)
+    return event
 
 
 def _pending_out(row: _Row, created_at: dt.datetime) -> dict:
@@ -236,7 +237,8 @@ def _status_of(event: Event) -> int:
 
 
 def _refund_checks(brand: Brand, items: Sequence[CleanEvent], ids: list[int | None]) -> dict[int, object]:
-    """For each refund item (by position): the purchase it refunds (its id), or the refusal (Accepted).
+    """For each refund item (by position): the purchase it refunds (its id) and currency, or the refusal
+    (an ApplicationError, a 422).
 
     A purchase sent earlier in the same batch counts, and so do the refunds before it in the batch.
     """
@@ -281,20 +283,16 @@ def _refund_checks(brand: Brand, items: Sequence[CleanEvent], ids: list[int | No
             continue
         left = amount - spent - refunded.get(item.order_id, Decimal(0))
         if item.currency and item.currency != currency:
-            outcome[index] = _refusal(
-                ApplicationError(
-                    "currency_mismatch",
-                    f"The order was paid in {currency}.",
-                    fields={"currency": [f"Must be {currency}, the order's currency."]},
-                )
+            outcome[index] = ApplicationError(
+                "currency_mismatch",
+                f"The order was paid in {currency}.",
+                fields={"currency": [f"Must be {currency}, the order's currency."]},
             )
         elif item.amount > left:
-            outcome[index] = _refusal(
-                ApplicationError(
-                    "refund_exceeds_purchase",
-                    f"Only {left} {currency} of this order is left to refund.",
-                    extra={"refundable": str(left)},
-                )
+            outcome[index] = ApplicationError(
+                "refund_exceeds_purchase",
+                f"Only {left} {currency} of this order is left to refund.",
+                extra={"refundable": str(left)},
             )
         else:
             refunded[item.order_id] = refunded.get(item.order_id, Decimal(0)) + item.amount
@@ -309,8 +307,52 @@ def _same_member(sent: tuple[str, str], known: tuple[str, str]) -> bool:
     return not comparable or any(mine.lower() == theirs.lower() for mine, theirs in comparable)
 
 
-def _unknown_order(item: CleanEvent) -> Accepted:
-    return _refusal(ApplicationError("unknown_order", f"No purchase with order id {item.order_id!r} for this member."))
+def _unknown_order(item: CleanEvent) -> ApplicationError:
+    return ApplicationError("unknown_order", f"No purchase with order id {item.order_id!r} for this member.")
+
+
+def _row_of(
+    item: CleanEvent, *, event_id: int | None, refund_of_id: int | None, currency: str, now: dt.datetime
+) -> _Row:
+    return _Row(
+        id=event_id,
+        membership_id=None,
+        email=item.email,
+        external_id=item.external_id,
+        type=item.type,
+        order_id=item.order_id,
+        amount=item.amount,
+        currency=currency,
+        occurred_at=item.occurred_at or now,
+        location_id=item.location_id,
+        metadata=item.metadata,
+        key=item.idempotency_key,
+        hash=item.request_hash,
+        refund_of_id=refund_of_id,
+    )
+
+
+def refund_target(*, brand: Brand, item: CleanEvent) -> tuple[int, str]:
+    """The purchase a refund would be stored against (its id) and its currency, as events_accept checks
+    it; raises the ApplicationError (a 422) it would be refused with."""
+    check = _refund_checks(brand, [item], [None])[0]
+    if isinstance(check, ApplicationError):
+        raise check
+    return check
+
+
+def event_stored(*, brand: Brand, item: CleanEvent) -> Event | None:
+    """The stored event that events_accept would answer `item` with instead of storing it (the same request,
+    sent before under its key or order id), or None: it would be stored. Raises the KeyTakenError (a 409)
+    it would be refused with: its key or order id is another request's."""
+    row = _row_of(item, event_id=None, refund_of_id=None, currency=item.currency, now=timezone.now())
+    by_key, by_order = _existing(brand.pk, [row])
+    if not by_key and not by_order:
+        return None
+    found = _collision(row, by_key, by_order)
+    if isinstance(found, KeyTakenError):
+        raise found
+    return found
 
 
 def events_accept(*, brand: Brand, items: Sequence[CleanEvent]) -> list[Accepted]:
@@ -331,28 +373,11 @@ def events_accept(*, brand: Brand, items: Sequence[CleanEvent]) -> list[Accepted
     now = timezone.now()
     for index, item in enumerate(items):
         check = refunds.get(index)
-        if isinstance(check, Accepted):
-            answers[index] = check
+        if isinstance(check, ApplicationError):
+            answers[index] = _refusal(check)
             continue
         refund_of_id, currency = check if check is not None else (None, item.currency)
-        rows.append(
-            _Row(
-                id=ids[index],
-                membership_id=None,
-                email=item.email,
-                external_id=item.external_id,
-                type=item.type,
-                order_id=item.order_id,
-                amount=item.amount,
-                currency=currency,
-                occurred_at=item.occurred_at or now,
-                location_id=item.location_id,
-                metadata=item.metadata,
-                key=item.idempotency_key,
-                hash=item.request_hash,
-                refund_of_id=refund_of_id,
-            )
-        )
+        rows.append(_row_of(item, event_id=ids[index], refund_of_id=refund_of_id, currency=currency, now=now))
         positions.append(index)
     if rows:
         inserted = _insert(brand.pk, rows, now)
@@ -362,7 +387,12 @@ def events_accept(*, brand: Brand, items: Sequence[CleanEvent]) -> list[Accepted
             if row.id in inserted:
                 answers[index] = Accepted(202, _pending_out(row, now), row.id)
             else:
-                answers[index] = _collision(row, by_key, by_order)
+                found = _collision(row, by_key, by_order)
+                answers[index] = (
+                    _refusal(found)
+                    if isinstance(found, KeyTakenError)
+                    else Accepted(_status_of(found), event_out(found), found.pk, replayed=True)
+                )
         if inserted:
             transaction.on_commit(lambda: notify.brand_wake_soon(brand.pk))
     return answers  # type: ignore[return-value] - every slot is filled

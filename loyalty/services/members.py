@@ -228,6 +228,45 @@ def memberships_resolve(*, brand: Brand, refs: Sequence[tuple[str, str]]) -> dic
     anonymous one for an external id alone) joins the brand, and an external id is recorded on a
     membership that had none. A handful of set-based statements whatever the number of refs.
     """
+    plan, new_memberships, new_external_ids = _memberships_plan(brand, refs)
+    created_members = _members_create(
+        emails=[member[1] for member in new_memberships if isinstance(member, tuple) and member[0] == "email"],
+        anonymous=sum(1 for member in new_memberships if isinstance(member, tuple) and member[0] == "anonymous"),
+    )
+    member_ids = {
+        placeholder: created_members[placeholder] if isinstance(placeholder, tuple) else placeholder
+        for placeholder in new_memberships
+    }
+    created_memberships = _memberships_create(
+        brand=brand, rows=[(member_ids[member], external_id) for member, external_id in new_memberships.items()]
+    )
+    if new_external_ids:
+        _external_ids_record(brand=brand, external_ids=new_external_ids)
+
+    resolved: dict[tuple[str, str], int | str] = {}
+    for ref, membership in plan.items():
+        if isinstance(membership, tuple):  # ("membership", member placeholder or id)
+            membership = created_memberships.get(member_ids[membership[1]])
+            if membership is None:  # lost a race to a concurrent writer: the next batch resolves it
+                raise MembershipRaceError(f"could not create the membership for {ref}")
+        resolved[ref] = membership
+    return resolved
+
+
+def membership_find(*, brand: Brand, email: str, external_id: str) -> int | str | None:
+    """What memberships_resolve would give this ref, creating nothing: the membership id, MEMBER_MISMATCH,
+    or None where it would create the membership (and the member, unless one has the email)."""
+    found = _memberships_plan(brand, [(email, external_id)])[0][(email, external_id)]
+    return None if isinstance(found, tuple) else found
+
+
+def _memberships_plan(
+    brand: Brand, refs: Sequence[tuple[str, str]]
+) -> tuple[dict[tuple[str, str], object], dict[object, str | None], dict[int, str]]:
+    """memberships_resolve's reads and decisions, before it writes anything: ref -> the membership id,
+    MEMBER_MISMATCH or a placeholder of a membership to create (("membership", member id or placeholder));
+    the memberships to create (member id or placeholder -> external id); the external ids to record on
+    existing memberships (membership id -> external id)."""
     refs = list(dict.fromkeys(refs))
     external_ids = sorted({external_id for _, external_id in refs if external_id})
     emails = sorted({email for email, _ in refs if email})
@@ -278,29 +317,7 @@ def memberships_resolve(*, brand: Brand, refs: Sequence[tuple[str, str]]) -> dic
         if external_id:
             by_external[external_id] = membership
         plan[(email, external_id)] = membership
-
-    created_members = _members_create(
-        emails=[member[1] for member in new_memberships if isinstance(member, tuple) and member[0] == "email"],
-        anonymous=sum(1 for member in new_memberships if isinstance(member, tuple) and member[0] == "anonymous"),
-    )
-    member_ids = {
-        placeholder: created_members[placeholder] if isinstance(placeholder, tuple) else placeholder
-        for placeholder in new_memberships
-    }
-    created_memberships = _memberships_create(
-        brand=brand, rows=[(member_ids[member], external_id) for member, external_id in new_memberships.items()]
-    )
-    if new_external_ids:
-        _external_ids_record(brand=brand, external_ids=new_external_ids)
-
-    resolved: dict[tuple[str, str], int | str] = {}
-    for ref, membership in plan.items():
-        if isinstance(membership, tuple):  # ("membership", member placeholder or id)
-            membership = created_memberships.get(member_ids[membership[1]])
-            if membership is None:  # lost a race to a concurrent writer: the next batch resolves it
-                raise MembershipRaceError(f"could not create the membership for {ref}")
-        resolved[ref] = membership
-    return resolved
+    return plan, new_memberships, new_external_ids
 
 
 class MembershipRaceError(Exception):

@@ -23,6 +23,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -181,18 +182,18 @@ def _process_locked(
     purchase_ids = {event.refund_of_id for event in events if event.refund_of_id is not None}
     purchases = locks.events_lock_rows(purchase_ids) if purchase_ids else {}
 
-    program, issuance = _program(brand), _issuance_get(brand)
+    program, issuance = program_load(brand), _issuance_get(brand)
     pending_wallets = _pending_wallets_ensure(brand, program, memberships, events, purchases, membership_of)
     network = _network_accounts(brand, program, memberships, events, purchases, membership_of)
     heads = locks.balances_lock(
         [*wallets.values(), *pending_wallets.values(), *network.wallets.values(), issuance.pk, *network.issuance]
     )
     now = timezone.now()
-    members = _members_state(program, memberships, wallets, heads, events, now)
+    balances = {membership_id: heads[account_id].balance for membership_id, account_id in wallets.items()}
+    members = member_states_load(program=program, memberships=memberships, balances=balances, events=events, now=now)
     for membership_id, account_id in network.wallets.items():
         members[membership_id].network_balance = heads[account_id].balance
-    originals = _originals(purchases)
-    releases = _releases(purchases)
+    purchase_states, originals, releases = purchases_load(program=program, purchases=purchases)
 
     decision = engine.decide(
         program=program,
@@ -210,7 +211,7 @@ def _process_locked(
             for event in events
         ],
         members=members,
-        purchases={pk: _purchase_state(program, purchase, originals, releases) for pk, purchase in purchases.items()},
+        purchases=purchase_states,
         now=now,
     )
     by_id = {event.id: event for event in events}
@@ -259,7 +260,8 @@ def _issuance_get(brand: Brand) -> Account:
     return account
 
 
-def _program(brand: Brand) -> engine.Program:
+def program_load(brand: Brand) -> engine.Program:
+    """The brand's program with its earn rules, as they are now."""
     rules = {
         rule.event_type: engine.RuleSpec(
             event_type=rule.event_type,
@@ -420,13 +422,24 @@ def _releases(purchases: dict[int, locks.EventRow]) -> dict[tuple[int, dt.date],
     return {key: transactions[txn] for key, txn in found.items()}
 
 
-def _members_state(program, memberships, wallets, heads, events, now) -> dict[int, engine.MemberState]:
+def member_states_load(
+    *,
+    program: engine.Program,
+    memberships: Mapping[int, locks.LockedMembership | Membership],
+    balances: Mapping[int, int],
+    events: Iterable[engine.EventIn | locks.EventRow],
+    now: dt.datetime,
+) -> dict[int, engine.MemberState]:
+    """What the rules need of these memberships for these events: their wallet `balances` (as the caller
+    read them) and, read here, the qualifying buckets of the tier window, the award counters of the capped
+    types from the first day a cap of the events looks at, and the runs of the streak types. Locks nothing:
+    the processor holds the rows' locks already, a dry run (loyalty.services.dry_run) takes none."""
     members = {
         membership.id: engine.MemberState(
             membership_id=membership.id,
             active=membership.status == Membership.Status.ACTIVE,
             tier_id=membership.tier_id,
-            balance=heads[wallets[membership.id]].balance,
+            balance=balances[membership.id],
         )
         for membership in memberships.values()
     }
@@ -457,6 +470,17 @@ def _members_state(program, memberships, wallets, heads, events, now) -> dict[in
         for membership_id, event_type, last_period, length, paid in rows:
             members[membership_id].streaks[event_type] = engine.StreakState(last_period, length, paid)
     return members
+
+
+def purchases_load(
+    *, program: engine.Program, purchases: Mapping[int, locks.EventRow]
+) -> tuple[dict[int, engine.PurchaseState], dict[int | str, Transaction], dict[tuple[int, dt.date], Transaction]]:
+    """The engine's state of the purchases that refunds undo (processed ones), and the transactions it was
+    read from, which the refunds' postings reverse: their earns (by id, network earns by key) and the
+    releases of their pending lots (by membership id and release day)."""
+    originals, releases = _originals(purchases), _releases(purchases)
+    states = {pk: _purchase_state(program, purchase, originals, releases) for pk, purchase in purchases.items()}
+    return states, originals, releases
 
 
 def _purchase_state(

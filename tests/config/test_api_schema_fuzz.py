@@ -77,12 +77,17 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/", WSGIHandler(), config=CO
 # and asserted by the tests of its endpoint. (operation, error field or "code:<code>", message)
 BEYOND_THE_SCHEMA = [
     # A brand's custom event types are its own data (an unknown one is a 400, so that a typo is no rule).
-    ("POST /api/v1/events", "type", r"^Unknown event type "),
+    # The events' rules hold for their dry run too (the same validation).
+    ("POST /api/v1/events(/simulate)?", "type", r"^Unknown event type "),
     # What a purchase or a refund needs, and the key that only a purchase does without (its order id).
-    ("POST /api/v1/events", "order_id|amount|currency", r"^Required for a (purchase|refund)\.$"),
-    ("POST /api/v1/events", "Idempotency-Key", r"^Required for a .* event: send an Idempotency-Key"),
-    ("POST /api/v1/events", "currency", r"is not an ISO 4217 currency code\.$"),
-    ("POST /api/v1/events", "occurred_at", r"^(Must be within the last \d+ days|Must not be in the future)\.$"),
+    ("POST /api/v1/events(/simulate)?", "order_id|amount|currency", r"^Required for a (purchase|refund)\.$"),
+    ("POST /api/v1/events(/simulate)?", "Idempotency-Key", r"^Required for a .* event: send an Idempotency-Key"),
+    ("POST /api/v1/events(/simulate)?", "currency", r"is not an ISO 4217 currency code\.$"),
+    (
+        "POST /api/v1/events(/simulate)?",
+        "occurred_at",
+        r"^(Must be within the last \d+ days|Must not be in the future)\.$",
+    ),
     # Loyalteez's manual-event call: the brand id must be the key's brand's (data, not schema), and what the
     # event it makes needs (an order's id and value, a custom event's key, the brand's own event types).
     ("POST /api/v1/compat/loyalteez/manual-event", "brandId", r"^Not the Loyalteez brand id"),

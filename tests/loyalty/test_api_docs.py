@@ -8,6 +8,7 @@ pytestmark = pytest.mark.django_db
 ENDPOINTS = {
     ("/api/v1/events", "post"),
     ("/api/v1/events/batch", "post"),
+    ("/api/v1/events/simulate", "post"),
     ("/api/v1/events/{event_id}", "get"),
     ("/api/v1/members", "get"),
     ("/api/v1/members/{member_id}", "get"),
