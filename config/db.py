@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Iterator
 
 import psycopg
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Field, ForeignObject, Lookup
 
 
@@ -35,6 +35,17 @@ def bulk_cursor() -> Iterator[psycopg.Cursor]:
     # retry policies catch those.
     with connection.wrap_database_errors, _PreparingCursor(connection.connection) as cursor:
         yield cursor
+
+
+@contextlib.contextmanager
+def read_only_atomic() -> Iterator[None]:
+    """A database transaction (or savepoint) in which PostgreSQL refuses every write, rolled back at the end:
+    what a dry run or a simulation reads in, so that a write it should never make fails instead of landing."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION READ ONLY")
+        yield
+        transaction.set_rollback(True)
 
 
 class AnyLookup(Lookup):

@@ -1,4 +1,5 @@
-"""The partner portal's economics pages: the dashboard on the portal's index, the report and its CSV.
+"""The partner portal's economics pages: the dashboard on the portal's index, the report and its CSV, the
+rule-set simulator.
 
 Brand staff see their own brand (a switcher when they work for several); an operator sees any brand,
 chosen with `?brand=<slug>`. Everything shown comes from economics.selectors, i.e. from rollups.
@@ -16,7 +17,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from economics import selectors
+from economics.forms import SimulatorForm
 from economics.report import range_parse, report_body, report_csv
+from economics.simulator import comparison_rows, program_simulate
 from loyalty.admin_site import portal_brand_ids
 from loyalty.models import Brand
 
@@ -141,6 +144,7 @@ def dashboard_context(brand: Brand, days: int) -> dict[str, Any]:
         "chart_options": options,
         "keep": [("days", days)],
         "report_url": reverse("economics_report") + f"?brand={brand.slug}&from={start}&to={today}",
+        "simulator_url": reverse("economics_simulator") + f"?brand={brand.slug}",
     }
 
 
@@ -209,3 +213,48 @@ def _report_lines(brand: Brand, report: dict) -> list[tuple[str, str, str]]:
         ("Breakage (expired / issued)", "breakage_rate", text("breakage_rate", "%")),
         (f"Outstanding {points} likely never redeemed", "projected_breakage", text("projected_breakage")),
     ]
+
+
+def simulator_view(request: HttpRequest) -> HttpResponse:
+    """The simulator: a form of the range and the other rules; once sent, both rule sets side by side with
+    a chart of the points each issues per month. A GET (it writes nothing): a comparison can be bookmarked."""
+    brands = portal_brands(request)
+    brand = portal_brand(request, brands)
+    if brand is None:
+        raise Http404("No brand to simulate.")
+    today = timezone.now().astimezone(brand.zone).date()
+    sent = "start" in request.GET
+    form = SimulatorForm(request.GET if sent else None, initial=SimulatorForm.initial_for(today))
+    comparison = chart = None
+    if sent and form.is_valid():
+        data = form.cleaned_data
+        comparison = program_simulate(brand, start=data["start"], end=data["end"], alternative=form.alternative())
+        chart = _comparison_chart(comparison)
+    from django.contrib import admin
+
+    context = {
+        **admin.site.each_context(request),
+        "title": f"Rule-set simulator: {brand.name}",
+        "brand": brand,
+        "portal_brands": brands,
+        "keep": [],
+        "form": form,
+        "comparison": comparison,
+        "rows": comparison_rows(comparison) if comparison else [],
+        "chart": json.dumps(chart) if chart else "",
+        "chart_options": json.dumps(_chart_options(legend=True)),
+    }
+    return TemplateResponse(request, "admin/economics/simulator.html", context)
+
+
+def _comparison_chart(comparison) -> dict:
+    """Points issued per month under each rule set."""
+    current, other = dict(comparison.current.months), dict(comparison.alternative.months)
+    months = sorted(set(current) | set(other))
+    return {
+        "labels": [f"{month:%b %Y}" for month in months],
+        "datasets": [
+            {"label": "Current rules", "data": [current.get(m, 0) for m in months], "backgroundColor": REDEEMED},
+            {"label": "Alternative", "data": [other.get(m, 0) for m in months], "backgroundColor": ISSUED},
+        ],
+    }

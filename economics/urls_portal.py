@@ -7,4 +7,5 @@ from economics import portal
 
 urlpatterns = [
     path("report/", admin.site.admin_view(portal.report_view), name="economics_report"),
+    path("simulator/", admin.site.admin_view(portal.simulator_view), name="economics_simulator"),
 ]

@@ -14,15 +14,13 @@ as they are in no state the processor reads until it has processed them.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db import connection, transaction
 from django.utils import timezone
 
+from config.db import read_only_atomic
 from config.errors import ApplicationError
 from loyalty import engine, locks
 from loyalty.models import Brand, Event, Membership
@@ -66,18 +64,8 @@ def event_simulate(*, brand: Brand, item: CleanEvent, now: dt.datetime | None = 
     ApplicationError accepting it would be refused with (a refund's 422, a key's 409), AlreadyReceivedError
     where accepting it would replay an event sent before, or PurchasePendingError for a refund of a purchase
     not processed yet (the processor would process that first)."""
-    with _read_only():
+    with read_only_atomic():
         return _simulate(brand, item, now or timezone.now())
-
-
-@contextlib.contextmanager
-def _read_only() -> Iterator[None]:
-    """A database transaction (or savepoint) in which PostgreSQL refuses every write; rolled back."""
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET TRANSACTION READ ONLY")
-        yield
-        transaction.set_rollback(True)
 
 
 def _simulate(brand: Brand, item: CleanEvent, now: dt.datetime) -> Simulation:
