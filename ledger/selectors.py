@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import Q, Sum
+from django.db.models import Q, QuerySet, Sum
 
 from ledger.errors import AccountNotFoundError, InvalidCursorError
 from ledger.models import Account, Balance, Entry, Transaction
@@ -82,6 +82,12 @@ def account_statement_list(*, account: Account, cursor: str | None = None, limit
         return StatementPage(entries=rows, next_cursor=None)
     rows = rows[:limit]
     return StatementPage(entries=rows, next_cursor=_cursor_encode(account.pk, rows[-1].seq))
+
+
+def account_entries_oldest_first(*, account: Account) -> QuerySet[Entry]:
+    """Every entry of an account in posting order (its seq), each with its transaction: for exports,
+    which read the whole statement in chunks (`.iterator()`) rather than page through it."""
+    return Entry.objects.filter(account_id=account.pk).select_related("transaction").order_by("seq")
 
 
 def transaction_get(*, idempotency_key: str) -> Transaction | None:

@@ -5,11 +5,12 @@ import csv
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import LogEntry
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.db.models import Count, Q
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -23,7 +24,7 @@ from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationFo
 
 from config.errors import ApplicationError
 from config.forms import form_errors_add, form_nonce, form_nonce_from
-from loyalty import selectors
+from loyalty import exports, selectors
 from loyalty.admin_site import BrandScopedAdmin, SuperuserWritesMixin, portal_brand_ids, scope_to_brands
 from loyalty.forms import ThrottledAdminAuthenticationForm
 from loyalty.models import (
@@ -323,6 +324,7 @@ class MembershipAdmin(BrandScopedAdmin):
     # The engine owns the tier (qualifying points); member and brand are the membership's identity,
     # and its wallet holds that brand's points.
     readonly_on_change = ["member", "brand", "tier"]
+    actions = ["export_selected_csv"]
     fieldsets = (
         (None, {"fields": ("member", "brand", "name", "status", "external_id", "joined_at")}),
         ("Tier", {"fields": ("tier", "tier_since", "tier_valid_until", "tier_history")}),
@@ -391,8 +393,60 @@ class MembershipAdmin(BrandScopedAdmin):
                 self.admin_site.admin_view(self.adjust_view),
                 name="loyalty_membership_adjust",
             ),
+            path("export.csv", self.admin_site.admin_view(self.export_view), name="loyalty_membership_export"),
+            path(
+                "<path:object_id>/statement.csv",
+                self.admin_site.admin_view(self.statement_csv_view),
+                name="loyalty_membership_statement_csv",
+            ),
             *super().get_urls(),
         ]
+
+    # --- CSV exports (loyalty.exports): the querysets come from this admin, so brand scoping applies ---
+
+    @admin.action(description="Export selected to CSV", permissions=["view"])
+    def export_selected_csv(self, request: HttpRequest, queryset) -> StreamingHttpResponse:
+        return self._members_csv(request, queryset)
+
+    def export_view(self, request: HttpRequest) -> StreamingHttpResponse:
+        """The changelist as it stands (its filters, search and order, the user's brands) as a CSV: the
+        toolbar's "Export CSV" passes the changelist's query string on."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            changelist = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            raise BadRequest("Those are not filters of the members list.") from None
+        return self._members_csv(request, changelist.get_queryset(request))
+
+    def _members_csv(self, request: HttpRequest, queryset) -> StreamingHttpResponse:
+        filename = f"{self._export_label(request)}-members-{timezone.localdate():%Y-%m-%d}.csv"
+        return exports.csv_response(exports.member_rows(queryset), filename=filename)
+
+    def _export_label(self, request: HttpRequest) -> str:
+        """The brand a members export is of, for its file name: the staff's one brand, or the brand the
+        changelist is filtered on (an action posts to the changelist's URL, filters included)."""
+        brand_ids = set() if request.user.is_superuser else portal_brand_ids(request)
+        chosen = request.GET.get("brand__id__exact", "")
+        if len(brand_ids) == 1:
+            brand_id = next(iter(brand_ids))
+        elif chosen.isdigit() and (request.user.is_superuser or int(chosen) in brand_ids):
+            brand_id = int(chosen)
+        else:
+            return "all-brands"
+        return Brand.objects.filter(pk=brand_id).values_list("slug", flat=True).first() or "all-brands"
+
+    def statement_csv_view(self, request: HttpRequest, object_id: str) -> StreamingHttpResponse:
+        """Every entry of the member's wallet, oldest first; another brand's member is absent (404)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        membership = self.get_object(request, unquote(object_id))
+        if membership is None:
+            raise Http404("No such membership.")
+        if not self.has_view_permission(request, membership):
+            raise PermissionDenied
+        filename = f"{membership.brand.slug}-member-{membership.pk}-statement-{timezone.localdate():%Y-%m-%d}.csv"
+        return exports.csv_response(exports.statement_rows(membership), filename=filename)
 
     def add_view(self, request, form_url="", extra_context=None):
         """Enrolling someone goes through membership_enroll: base tier, no merge of another brand's ids."""
