@@ -25,6 +25,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.db import connection
+from django.db.models import QuerySet
+
 from config.db import read_only_atomic
 from economics.selectors import CENT, brand_currency, percent, point_value, return_rate
 from loyalty import engine
@@ -149,7 +152,7 @@ def program_simulate(
         current, other = rule_sets(brand, alternative)
         refunded = _refunded_purchase_ids(brand, start, end)
         replays = [_Replay(current, refunded), _Replay(other, refunded)]
-        total = _events(brand, start, end).count() if progress else 0
+        total = range_events(brand, start, end).count() if progress else 0
         spend = Decimal("0")
         replayed = skipped = 0
         seen_purchases: set[int] = set()
@@ -256,7 +259,9 @@ def _bounds(brand: Brand, start: dt.date, end: dt.date) -> tuple[dt.datetime, dt
     return first, dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tzinfo=zone)
 
 
-def _events(brand: Brand, start: dt.date, end: dt.date):
+def range_events(brand: Brand, start: dt.date, end: dt.date) -> QuerySet[Event]:
+    """The events a replay of [start, end] reads: processed ones (awarded or rejected) of a member, that
+    occurred in the range."""
     first, after = _bounds(brand, start, end)
     return Event.objects.filter(
         brand=brand,
@@ -269,7 +274,7 @@ def _events(brand: Brand, start: dt.date, end: dt.date):
 
 def _refunded_purchase_ids(brand: Brand, start: dt.date, end: dt.date) -> set[int]:
     """The purchases that a refund of the range undoes: the only ones whose state the replay keeps."""
-    return set(_events(brand, start, end).filter(type=Event.REFUND).values_list("refund_of_id", flat=True))
+    return set(range_events(brand, start, end).filter(type=Event.REFUND).values_list("refund_of_id", flat=True))
 
 
 def _redemptions(brand: Brand, start: dt.date, end: dt.date) -> Iterator[_Redemption]:
@@ -285,6 +290,30 @@ def _redemptions(brand: Brand, start: dt.date, end: dt.date) -> Iterator[_Redemp
         yield _Redemption(membership_id, cost, value or Decimal(0), at, at.astimezone(zone).date())
 
 
+def history_rows(brand: Brand, start: dt.date, end: dt.date) -> Iterator[tuple]:
+    """The events of the range in the order they were processed, as (id, type, membership id, occurred at,
+    amount, currency, refund of, reason, processed at)."""
+    return _stream(
+        range_events(brand, start, end)
+        .order_by("id")
+        .values_list(
+            "id", "type", "membership_id", "occurred_at", "amount", "currency", "refund_of_id", "reason", "processed_at"
+        )
+    )
+
+
+def _stream(queryset: QuerySet) -> Iterator[tuple]:
+    """The rows of a values_list queryset from a server-side cursor in binary: a million rows without
+    holding them, and without parsing every timestamp from text (Django's iterator() would, taking as
+    long as the replay itself)."""
+    sql, params = queryset.query.sql_with_params()
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.cursor(name="simulator_rows", binary=True) as cursor:
+        cursor.execute(sql, params)
+        while rows := cursor.fetchmany(CHUNK):
+            yield from rows
+
+
 def _timeline(brand: Brand, start: dt.date, end: dt.date) -> Iterator[_Redemption | tuple[list, dt.datetime, dt.date]]:
     """The history in the order it happened: runs of events processed on one brand day (as the engine's
     input, with the moment the last was processed), and redemptions between them.
@@ -293,14 +322,7 @@ def _timeline(brand: Brand, start: dt.date, end: dt.date) -> Iterator[_Redemptio
     in the run (the engine needs the purchase decided first), and at CHUNK events.
     """
     zone = brand.zone
-    rows = (
-        _events(brand, start, end)
-        .order_by("id")
-        .values_list(
-            "id", "type", "membership_id", "occurred_at", "amount", "currency", "refund_of_id", "reason", "processed_at"
-        )
-        .iterator(chunk_size=CHUNK)
-    )
+    rows = history_rows(brand, start, end)
     redemptions = _redemptions(brand, start, end)
     redemption = next(redemptions, None)
     run: list[engine.EventIn] = []

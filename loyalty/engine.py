@@ -306,7 +306,8 @@ def _award(
     member: MemberState,
     decision: Decision,
     window: tuple[dt.date, dt.date],
-    now: dt.datetime,
+    today: dt.date,
+    live: dt.date | None,
 ) -> Outcome:
     reason = _rejection(program, event, member)
     if reason:
@@ -343,12 +344,11 @@ def _award(
     if points > 0:
         month = day.replace(day=1)
         window_end = day + dt.timedelta(days=rule.pending_days)
-        if rule.pending_days and window_end > now.astimezone(program.zone).date():
+        if rule.pending_days and window_end > today:
             pending_until = window_end
             _add(decision.pending, (member.membership_id, pending_until), points)
         else:  # no return window, or one that ended before the purchase reached us: spendable at once
             member.balance += points
-            live = program.live_lot(now)
             lot = max(month, live) if live is not None else month
         _add(member.buckets, month, points)
         _add(decision.buckets, (member.membership_id, month), points)
@@ -501,7 +501,8 @@ def decide(
     purchase and its refund in one batch.
     """
     decision = Decision()
-    window = program.window(now)
+    # The same for every event of the call: the tier window, the brand day, the oldest live lot.
+    window, today, live = program.window(now), now.astimezone(program.zone).date(), program.live_lot(now)
     for event in events:
         if event.rejection is not None or event.membership_id is None:
             decision.outcomes.append(Outcome(event.id, event.membership_id, REJECTED, event.rejection or "no_member"))
@@ -513,5 +514,5 @@ def decide(
                 raise ValueError(f"refund {event.id}: its purchase must be processed before it")
             decision.outcomes.append(_refund(program, event, member, purchase, decision, window, now))
         else:
-            decision.outcomes.append(_award(program, event, member, decision, window, now))
+            decision.outcomes.append(_award(program, event, member, decision, window, today, live))
     return decision
