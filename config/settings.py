@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "perks",
     "livestream",
     "economics",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -315,7 +316,25 @@ CELERY_BEAT_SCHEDULE = {
     # The points lifecycle (releases, expiry, tiers) runs once per day of each brand's timezone; this
     # only looks for brands whose day changed since their last run.
     "lifecycle-due": {"task": "loyalty.tasks.lifecycle_due_task", "schedule": 900.0},
+    # Retries that came due, and messages whose wake-up was lost (Redis or the broker away).
+    "outbox-work": {"task": "integrations.tasks.outbox_work_task", "schedule": 5.0},
+    "outbox-expiring-soon": {"task": "integrations.tasks.expiring_soon_task", "schedule": 3600.0},
+    "outbox-prune": {"task": "integrations.tasks.outbox_prune_task", "schedule": 3600.0},
 }
+
+# --- Integrations (integrations/: the outbox, analytics, webhooks) -----------------------------------
+
+# A Mixpanel-compatible ingestion base URL (events go to <ANALYTICS_URL>/import); unset: no analytics.
+ANALYTICS_URL = os.environ.get("ANALYTICS_URL", "").rstrip("/")
+ANALYTICS_BATCH_SIZE = 2000
+# A failed delivery is tried again after base x 2^(attempts - 1) seconds, for up to WEBHOOK_RETRY_FOR_SECONDS.
+WEBHOOK_RETRY_BASE_SECONDS = env_int("WEBHOOK_RETRY_BASE_SECONDS", 30)
+WEBHOOK_RETRY_FOR_SECONDS = env_int("WEBHOOK_RETRY_FOR_SECONDS", 3 * 24 * 3600)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+# Webhook URLs on private, loopback or link-local addresses (SSRF): refused in production unless an
+# on-premise installation allows them.
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", not PRODUCTION)
+OUTBOX_RETENTION_DAYS = env_int("OUTBOX_RETENTION_DAYS", 7)
 
 # --- Livestream ---------------------------------------------------------------------------------
 

@@ -92,6 +92,7 @@ class PostedEntry:
     prev_hash: str
     hash: str
     created_at: datetime
+    balance_after: int = 0  # the account's balance once this entry is posted (not a column: for receivers)
 
     @property
     def pk(self) -> int | None:
@@ -365,6 +366,7 @@ def _entries_build(
     """The entries of each posting, chained onto each account's head in posting order:
     seq = head_seq + 1, prev_hash = head_hash, then the next entry of the account chains onto this one."""
     heads = {account_id: (head.head_seq, head.head_hash) for account_id, head in balances.items()}
+    running = {account_id: head.balance for account_id, head in balances.items()}
     moment = canonical_time(created_at)
     built = []
     for item in prepared:
@@ -382,7 +384,12 @@ def _entries_build(
                 prev_hash=prev_hash,
             )
             heads[account_id] = (seq, digest)
-            entries.append(PostedEntry(None, None, leg.account, leg.amount, seq, prev_hash, digest, created_at))
+            running[account_id] += leg.amount
+            entries.append(
+                PostedEntry(
+                    None, None, leg.account, leg.amount, seq, prev_hash, digest, created_at, running[account_id]
+                )
+            )
         built.append(entries)
     return built
 

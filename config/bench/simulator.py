@@ -48,7 +48,7 @@ def events_seed(brand, events: int) -> int:
             f"""
             INSERT INTO {table} (brand_id, membership_id, type, status, order_id, amount, currency, occurred_at,
                                  processed_at, metadata)
-            SELECT %(brand)s, m.ids[1 + (g * 7919) %% m.n],
+            SELECT %(brand)s, m.ids[1 + ((g::bigint * 7919) %% m.n)::int],
                    CASE WHEN g %% 10 = 0 THEN 'check_in' ELSE 'purchase' END, 'awarded',
                    CASE WHEN g %% 10 = 0 THEN '' ELSE 'o-' || g END,
                    CASE WHEN g %% 10 = 0 THEN NULL ELSE 1 + (g %% 5000) / 100.0 END,

@@ -107,17 +107,21 @@ def member_for_user(*, user: User) -> Member:
 
 
 @transaction.atomic
-def membership_join(*, member: Member, brand: Brand, name: str | None = None) -> Membership:
+def membership_join(
+    *, member: Member, brand: Brand, name: str | None = None, external_id: str | None = None
+) -> Membership:
     """Join a brand's fan club; joining again is harmless and re-activates a club one had left.
 
     `name` is what the brand will know the member by; a fan joining gives their own (the default).
+    `external_id`, the brand's own id for a new member, goes into the row as it is inserted (what the
+    row says then is what integrations' member.created tells).
     """
     if not brand.is_active:
         raise ApplicationError("brand_inactive", f"{brand.name} is not accepting members right now.")
     membership, created = Membership.objects.get_or_create(
         member=member,
         brand=brand,
-        defaults={**_base_tier(brand), "name": member.name if name is None else name},
+        defaults={**_base_tier(brand), "name": member.name if name is None else name, "external_id": external_id},
     )
     if not created and membership.status == Membership.Status.LEFT:
         membership.status = Membership.Status.ACTIVE
@@ -153,15 +157,11 @@ def membership_enroll(*, brand: Brand, email: str = "", external_id: str = "", n
             f"{email} is already a member of {brand.name}.",
             fields={"email": ["Already a member of this brand."]},
         )
-    membership = membership_join(member=member, brand=brand, name=name)
-    if external_id:
-        membership.external_id = external_id
-        try:
-            with transaction.atomic():
-                membership.save(update_fields=["external_id"])
-        except IntegrityError as error:  # a till or another staff member took it a moment ago
-            raise _external_id_taken(brand, external_id) from error
-    return membership
+    try:
+        with transaction.atomic():
+            return membership_join(member=member, brand=brand, name=name, external_id=external_id or None)
+    except IntegrityError as error:  # a till or another staff member took the external id a moment ago
+        raise _external_id_taken(brand, external_id) from error
 
 
 def _external_id_taken(brand: Brand, external_id: str) -> ApplicationError:

@@ -105,6 +105,13 @@ BEYOND_THE_SCHEMA = [
         "from|to",
         r"^(A date as YYYY-MM-DD, .*|Must not be after 'to'\.|A range of at most \d+ days\.)$",
     ),
+    # A webhook URL: Django's URL validation (stricter than the schema's format), http(s) only, and in
+    # production a public address.
+    (
+        "POST /api/v1/webhooks",
+        "url",
+        r"^(Enter a valid URL\.|Only http:// and https:// URLs with a host\.|.* address .*: refused\.|The host .*)$",
+    ),
     # A cursor is only ever one that the statement gave out.
     ("GET /api/v1/members/{member_id}/transactions", "code:invalid_cursor", r""),
 ]
