@@ -270,7 +270,7 @@ UNFOLD = {
     "ENVIRONMENT": "loyalty.admin_site.portal_brand_label",
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": True,
-    "DASHBOARD_CALLBACK": "economics.portal.dashboard_callback",
+    "DASHBOARD_CALLBACK": "config.portal.dashboard_callback",
 }
 
 # --- Logging ------------------------------------------------------------------------------------

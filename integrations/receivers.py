@@ -3,6 +3,7 @@ written in the posting's own database transaction (one INSERT for the whole call
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,7 +48,10 @@ def posting_message(result: PostResult) -> Message | None:
     member_entry = next((entry for entry in result.entries if entry.account.kind in _MEMBER_KINDS), None)
     if member_entry is None:
         return None
-    scope, scope_id, account_kind, owner = _code_parts(member_entry.account.code)
+    parts = _code_parts(member_entry.account.code)
+    if parts is None:
+        return None
+    scope, scope_id, account_kind, owner = parts
     data: dict[str, Any] = {
         "points": member_entry.amount,
         "balance_after": member_entry.balance_after,
@@ -62,9 +66,8 @@ def posting_message(result: PostResult) -> Message | None:
         brand_id, membership_id = scope_id, owner
         data["member"] = {"id": membership_id}
     else:  # a network's points: the person's network wallet, told to the brand the other leg is of
-        brand_id = next(
-            (_code_parts(entry.account.code)[3] for entry in result.entries if entry is not member_entry), None
-        )
+        other = [_code_parts(entry.account.code) for entry in result.entries if entry is not member_entry]
+        brand_id = next((parts[3] for parts in other if parts is not None and parts[0] == "network"), None)
         if brand_id is None:
             return None
         membership_id = None
@@ -74,9 +77,15 @@ def posting_message(result: PostResult) -> Message | None:
     return Message(brand_id, message_type, membership_id, data, txn.created_at)
 
 
-def _code_parts(code: str) -> tuple[str, int, str, int | None]:
+_CODE = re.compile(r"^(brand|network):(\d+):([a-z_]+)(?::(\d+))?$")
+
+
+def _code_parts(code: str) -> tuple[str, int, str, int | None] | None:
     """("brand" | "network", its id, account kind, the last number: membership, member or brand id) of
-    an account code such as brand:3:wallet:17 or network:1:issuance:3 (brand:3:issuance has none)."""
-    parts = code.split(":")
-    last = int(parts[3]) if len(parts) > 3 and parts[3].isdigit() else None
-    return parts[0], int(parts[1]), parts[2], last
+    an account code such as brand:3:wallet:17 or network:1:issuance:3 (brand:3:issuance has none); None
+    for an account that is not loyalty's (the ledger posts any code it is given)."""
+    match = _CODE.match(code)
+    if match is None:
+        return None
+    scope, scope_id, kind, last = match.groups()
+    return scope, int(scope_id), kind, int(last) if last else None

@@ -1,7 +1,7 @@
 import pytest
 
 from tests.integrations.receiver import receiving
-from tests.loyalty.conftest import coffee, coffee_api  # noqa: F401 - fixtures
+from tests.loyalty.conftest import coffee, coffee_api, network, shop  # noqa: F401 - fixtures
 
 
 @pytest.fixture

@@ -197,6 +197,7 @@ def test_an_endpoint_failing_for_the_whole_retry_period_is_disabled_and_staff_se
     client.force_login(BrandStaffFactory(brand=coffee).user)
     page = client.get(reverse("admin:integrations_webhookendpoint_changelist"))
     assert "was disabled" in page.content.decode()
+    assert 'data-testid="disabled-webhooks"' in client.get(reverse("admin:index")).content.decode()
     buy(coffee, "o-3", "12.00", FAN)
     services.outbox_fan_out()
     assert not Delivery.objects.filter(status="pending").exists()  # a disabled endpoint gets nothing new
@@ -278,3 +279,13 @@ def test_membership_rows_written_outside_the_processor_tell_member_created_too(c
     assert message.data["tier"] == "Green"
     assert Membership.objects.count() == 1
     assert not WebhookEndpoint.objects.exists()
+
+
+def test_a_network_purchase_tells_the_brand_of_the_network_points_earned(shop):
+    buy(shop, "n-1", "3.00", FAN)
+
+    message = OutboxMessage.objects.get(type="points.earned")
+
+    assert message.brand_id == shop.pk and message.membership_id is None
+    assert (message.data["points"], message.data["balance_after"], message.data["unit"]) == (30, 30, "network")
+    assert message.data["member"]["network_member_id"] == membership_of(shop).member_id
