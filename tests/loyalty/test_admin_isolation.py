@@ -52,7 +52,7 @@ BRAND_OBJECT_FACTORIES = {
     Event: lambda brand: EventFactory(membership__brand=brand),
     Adjustment: lambda brand: AdjustmentFactory(membership__brand=brand),
 }
-for _app in ("ledger", "perks", "livestream"):
+for _app in ("ledger", "perks", "livestream", "integrations"):
     try:
         _factories = import_module(f"tests.{_app}.factories")
     except ModuleNotFoundError:
