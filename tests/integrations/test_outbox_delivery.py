@@ -289,3 +289,17 @@ def test_a_network_purchase_tells_the_brand_of_the_network_points_earned(shop):
     assert message.brand_id == shop.pk and message.membership_id is None
     assert (message.data["points"], message.data["balance_after"], message.data["unit"]) == (30, 30, "network")
     assert message.data["member"]["network_member_id"] == membership_of(shop).member_id
+
+
+def test_deliveries_a_killed_worker_claimed_are_sent_by_the_next_once_their_lease_ends(coffee, hooks):
+    endpoint_create(brand=coffee, url=hooks.url, events=["points.earned"])
+    buy(coffee, "o-1", "12.00", FAN)
+    services.outbox_fan_out()
+
+    claimed = services._claim(10)  # a worker claims, then dies before sending
+    assert len(claimed) == 1 and services.deliveries_send() == 0  # leased: nobody else takes it
+    Delivery.objects.update(next_attempt_at=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))  # the lease ran out
+    deliver()
+
+    assert [request.json()["type"] for request in hooks.requests] == ["points.earned"]
+    assert Delivery.objects.get().status == "delivered"
