@@ -1,8 +1,13 @@
-"""One error shape for the whole API: {"error": {"code", "message", "fields"}}.
+"""One error shape for the whole API: {"error": {"code", "message", "fields", "request_id"}}.
 
 Services raise ApplicationError (or a subclass) when a business rule says no; the single DRF
 exception handler below turns it, and DRF's own errors, into that shape. Anything unexpected is
 still a 500, logged with its traceback: bad *input* must never get that far.
+
+`error_body` builds the shape without `request_id`: its bodies are also stored as the answer to an
+idempotency key and replayed, and nested in a batch's results. The id of the request that hears an
+error is put in its error object by config.middleware.RequestIdMiddleware, for every answer in the
+shape whoever built it, with the same id as the `X-Request-ID` header.
 """
 
 from __future__ import annotations
@@ -39,7 +44,11 @@ class ApplicationError(Exception):
         super().__init__(self.message)
 
 
+REQUEST_ID_HELP = "The request's id, as in the X-Request-ID header (the one the request came with, when sane)."
+
+
 def error_body(code: str, message: str, fields: dict | None = None, **extra: Any) -> dict[str, Any]:
+    """The error shape, without the request's id (the middleware adds it to the answer)."""
     return {"error": {"code": code, "message": message, "fields": fields or {}, **extra}}
 
 

@@ -90,6 +90,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every answer, a redirect or a 413 too, has its request id and is counted for /metrics.
+    "config.middleware.RequestIdMiddleware",
+    "config.middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.ApiBodyLimitMiddleware",
     "config.middleware.ApiErrorMiddleware",
@@ -275,14 +278,33 @@ UNFOLD = {
 
 # --- Logging ------------------------------------------------------------------------------------
 
+# LOG_FORMAT=json: one JSON object per line (time, level, logger, message, request_id, exception), for a log
+# shipper (config.logs.JsonFormatter); plain by default, for people. Either way each record knows the id of
+# the request it was logged in (config.logs.RequestIdFilter).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain") or "plain"
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "config.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "config.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"pgserver": {"level": "WARNING"}},
 }
+if LOG_FORMAT == "json":
+    # Django's own handlers (in development, "django" writes each 4xx again in plain text; runserver's
+    # "django.server" its request lines) are replaced: every line goes through the JSON one.
+    LOGGING["loggers"] |= {
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+    }
 
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
@@ -295,6 +317,8 @@ if os.environ.get("SECURE_PROXY_SSL_HEADER"):
     SECURE_PROXY_SSL_HEADER = (os.environ["SECURE_PROXY_SSL_HEADER"], "https")
 # A monitor sending `Authorization: Bearer <token>` sees /healthz's details (error texts, worker names).
 HEALTHZ_TOKEN = os.environ.get("HEALTHZ_TOKEN", "")
+# GET /metrics is open from this host; from elsewhere only with `Authorization: Bearer <token>` (unset: refused).
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 
 # --- Loyalty ------------------------------------------------------------------------------------
 

@@ -8,6 +8,10 @@ restarted after a pause that grows with each quick death (1 s, 2 s, 4 s... at mo
 once it has run for a minute), and the others keep running: a dead worker leaves the web serving, and
 accepted events wait in PostgreSQL until the worker is back. An embedded PostgreSQL or Redis whose
 process is gone is started again within a second, where it was (the children's URLs stay right).
+
+The children share a directory for prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR, see
+config.metrics): emptied here at start, so that /metrics adds up the counts of this run's processes only,
+those of restarted children included.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 GRACE_SECONDS = 6.0
 RESTART_DELAYS_SECONDS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
@@ -206,6 +211,16 @@ def process_commands(*, host: str, port: int) -> dict[str, list[str]]:
     }
 
 
+def metrics_dir_prepare(path: Path) -> Path:
+    """Create the directory of prometheus_client's multiprocess mode, or empty it of what an earlier run's
+    processes left (their counts would otherwise be added to this run's, and the files pile up). Only its
+    `*.db` files go: the directory may be one the operator named."""
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink(missing_ok=True)
+    return path
+
+
 def prepare() -> None:
     """Before the processes start: migrate, collect static files, and load the demo (development) or
     refuse to go on while a login opens with the demo's published password (production)."""
@@ -244,7 +259,16 @@ def main() -> int:
         servers["PostgreSQL"] = embedded.postgres_revive
     if not os.environ.get("REDIS_URL"):
         servers["Redis"] = embedded.redis_revive
-    env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "REDIS_URL": settings.REDIS_URL}
+    metrics_dir = metrics_dir_prepare(
+        Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or embedded.data_dir() / "metrics").resolve()
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.DATABASE_URL,
+        "REDIS_URL": settings.REDIS_URL,
+        # Before the children start: prometheus_client picks its mode when it is first imported.
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
     supervisor = Supervisor(process_commands(host=host, port=port), env, servers)
 
     def on_signal(signum, frame):

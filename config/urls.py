@@ -5,10 +5,12 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz
+from config.metrics import metrics
 from config.middleware import api_not_found
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("admin/economics/", include("economics.urls_portal")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("loyalty.urls_api")),

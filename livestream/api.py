@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import ApplicationError, error_body
+from config.errors import REQUEST_ID_HELP, ApplicationError, error_body
 from config.http import client_ip
 from config.parsers import json_object_plain
 from livestream import clock, leases, selectors, services
@@ -42,7 +42,12 @@ ERROR_SHAPE = inline_serializer(
     {
         "error": inline_serializer(
             "LiveErrorBody",
-            {"code": serializers.CharField(), "message": serializers.CharField(), "fields": serializers.DictField()},
+            {
+                "code": serializers.CharField(),
+                "message": serializers.CharField(),
+                "fields": serializers.DictField(),
+                "request_id": serializers.CharField(help_text=REQUEST_ID_HELP),
+            },
         )
     },
 )

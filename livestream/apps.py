@@ -8,7 +8,11 @@ class LivestreamConfig(AppConfig):
     def ready(self) -> None:
         from django.urls import reverse
 
+        from config.metrics import collector_register
+        from livestream import metrics
         from loyalty.extensions import BrandLink, brand_link_provider
+
+        collector_register("livestream", metrics.collect)
 
         @brand_link_provider
         def tv_link(brand) -> list[BrandLink]:

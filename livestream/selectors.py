@@ -14,14 +14,14 @@ import time
 from dataclasses import dataclass
 
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 
 from ledger.models import Balance
 from livestream import clock
 from livestream.leases import SummaryFigures
 from livestream.models import Channel, PlaylistItem, ScheduleEpoch
 from livestream.schedule import Epoch, Item, Slot, slot_after, slot_at
-from loyalty.models import AwardCounter, Brand, EarnRule, Event, Member, Membership, User
+from loyalty.models import AwardCounter, Brand, DailyEvents, EarnRule, Event, Member, Membership, User
 from loyalty.selectors import awarded_in_period, membership_balance
 
 WATCH_MINUTE = "watch_minute"
@@ -317,3 +317,15 @@ def watch_minutes_recorded(*, membership_id: int, brand: Brand, day: dt.date) ->
             [len(prefix) + 1, brand.pk, day_start, membership_id, WATCH_MINUTE, prefix],
         )
         return cursor.fetchone()[0]
+
+
+def watch_minutes_credited() -> list[tuple[str, int]]:
+    """(brand slug, watched minutes ever credited): each minute is one watch_minute event, credited when
+    awarded; added up from the DailyEvents rollups in one grouped query (GET /metrics)."""
+    rows = (
+        DailyEvents.objects.filter(type=WATCH_MINUTE, status=Event.Status.AWARDED)
+        .values_list("brand__slug")
+        .annotate(minutes=Sum("events"))
+        .order_by("brand__slug")
+    )
+    return [(slug, int(minutes)) for slug, minutes in rows]

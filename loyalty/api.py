@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import batching
-from config.errors import error_body
+from config.errors import REQUEST_ID_HELP, error_body
 from config.parsers import json_object_plain
 from loyalty import notify, selectors
 from loyalty.authentication import ApiKeyAuthentication, ApiKeyRateThrottle, HasBrandApiKey, recent_api_key
@@ -61,6 +61,7 @@ ERROR_SHAPE = inline_serializer(
                 "code": serializers.CharField(),
                 "message": serializers.CharField(),
                 "fields": serializers.DictField(),
+                "request_id": serializers.CharField(help_text=REQUEST_ID_HELP),
             },
         )
     },

@@ -6,4 +6,7 @@ class LoyaltyConfig(AppConfig):
     verbose_name = "Loyalty"
 
     def ready(self) -> None:
-        from loyalty import checks, signals  # noqa: F401 - registers the checks, connects the receivers
+        from config.metrics import collector_register
+        from loyalty import checks, metrics, signals  # noqa: F401 - registers the checks, connects the receivers
+
+        collector_register("loyalty", metrics.collect)

@@ -15,6 +15,8 @@ from loyalty.models import (
     AwardCounter,
     Brand,
     BrandStaff,
+    DailyEvents,
+    DailyPoints,
     EarnRule,
     Event,
     Membership,
@@ -276,3 +278,50 @@ def network_acquisition(*, brand: Brand) -> dict[str, list[dict]]:
             {"month": f"{month:%Y-%m}", "brand": slug, "points": points} for month, slug, points in spent if points
         ],
     }
+
+
+# --- installation-wide totals (GET /metrics, loyalty.metrics) ------------------------------------------
+
+
+def events_totals() -> list[tuple[str, str, str, int]]:
+    """(brand slug, event type, status, events) of every event ever processed: the DailyEvents rollups
+    added up over days, reasons and tiers (one grouped query; never the events table)."""
+    rows = (
+        DailyEvents.objects.values_list("brand__slug", "type", "status")
+        .annotate(events=Sum("events"))
+        .order_by("brand__slug", "type", "status")
+    )
+    return [(slug, type_, status, int(events)) for slug, type_, status, events in rows]
+
+
+def points_totals() -> list[tuple[str, str, int]]:
+    """(brand slug, kind, points) of every move of points ever: the DailyPoints rollups added up over days,
+    tiers and shards. Every kind is a magnitude that only grows, except `adjusted` (signed, net)."""
+    rows = (
+        DailyPoints.objects.values_list("brand__slug", "kind")
+        .annotate(points=Sum("points"))
+        .order_by("brand__slug", "kind")
+    )
+    return [(slug, kind, int(points)) for slug, kind, points in rows]
+
+
+def events_pending_by_brand() -> list[tuple[str, int, float]]:
+    """(brand slug, events pending, seconds the oldest has waited; 0 when none) of every brand, in one
+    statement on the partial index of pending events: the count reads that index (as small as the
+    backlog), the oldest is each brand's first entry in it (the event its processor takes next)."""
+    table, brands = Event._meta.db_table, Brand._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT b.slug, coalesce(c.pending, 0),
+                   coalesce(extract(epoch FROM statement_timestamp() - o.created_at), 0)
+              FROM {brands} b
+              LEFT JOIN (SELECT brand_id, count(*) AS pending FROM {table}
+                          WHERE status = 'pending' GROUP BY brand_id) c ON c.brand_id = b.id
+              LEFT JOIN LATERAL (SELECT e.created_at FROM {table} e
+                                  WHERE e.brand_id = b.id AND e.status = 'pending'
+                                  ORDER BY e.id LIMIT 1) o ON true
+             ORDER BY b.slug
+            """  # noqa: S608 - only table names are formatted in
+        )
+        return [(slug, int(pending), max(0.0, float(age))) for slug, pending, age in cursor.fetchall()]

@@ -23,7 +23,7 @@ import redis
 from django.conf import settings
 from django.db import connection
 
-from config.supervisor import process_commands
+from config.supervisor import metrics_dir_prepare, process_commands
 
 # The server's Redis databases: broker REDIS_DB, cache REDIS_DB + 1 (see config.settings).
 BENCH_REDIS_DB = 12
@@ -52,6 +52,8 @@ class Server:
             else settings.REDIS_URL,
             "REDIS_DB": str(BENCH_REDIS_DB),
             "TALLY_DATA_DIR": str(self.data_dir),
+            # As `make run` has it: request metrics written to files shared by the processes.
+            "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir_prepare(self.data_dir / "metrics")),
             "DEBUG": "false",
             **(env or {}),
         }

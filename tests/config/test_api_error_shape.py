@@ -68,6 +68,7 @@ def test_a_body_over_the_limit_is_413_before_anything_reads_it(api, settings):
         "message": "The body is over this endpoint's limit of 2,000 bytes.",
         "fields": {},
         "limit": 2000,
+        "request_id": response["X-Request-ID"],
     }
 
 

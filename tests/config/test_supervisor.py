@@ -112,3 +112,15 @@ def test_the_supervisor_starts_a_dead_embedded_server_again_and_keeps_its_childr
         sup.stop()
         thread.join(timeout=10)
     assert "the embedded Redis had stopped: started it again" in capsys.readouterr().err
+
+
+def test_the_metrics_directory_is_created_or_emptied_of_an_earlier_runs_files(tmp_path):
+    fresh = supervisor.metrics_dir_prepare(tmp_path / "metrics")
+    (fresh / "counter_123.db").write_bytes(b"an earlier run's counts")
+    (fresh / "histogram_456.db").write_bytes(b"")
+    (fresh / "README").write_text("the operator's")
+
+    again = supervisor.metrics_dir_prepare(fresh)
+
+    assert again == fresh
+    assert sorted(path.name for path in fresh.iterdir()) == ["README"]

@@ -19,7 +19,12 @@ HEADERS = ("Content-Type", "Cache-Control", "Allow")
 
 
 def answer(response) -> tuple:
-    return (response.status_code, response.json(), {name: response.get(name) for name in HEADERS})
+    body = response.json()
+    if "error" in body:  # each request's own id (config.middleware.RequestIdMiddleware), as in its header
+        error = dict(body["error"])
+        assert error.pop("request_id") == response["X-Request-ID"]
+        body = {**body, "error": error}
+    return (response.status_code, body, {name: response.get(name) for name in HEADERS})
 
 
 def watching(tab: Tab, frozen, **overrides) -> list:

@@ -16,6 +16,10 @@ def purchase(order_id: str, amount: str = "4.00", **extra) -> dict:
 def answer(response) -> tuple:
     headers = {name: response.get(name) for name in ("Content-Type", "Allow", "Vary", "Idempotent-Replayed")}
     body = response.json()
+    if "error" in body:  # each request's own id (config.middleware.RequestIdMiddleware), as in its header
+        error = dict(body["error"])
+        assert error.pop("request_id") == response["X-Request-ID"]
+        body = {**body, "error": error}
     if isinstance(body.get("id"), int):
         body = {**body, "id": "<id>", "created_at": "<time>", "occurred_at": "<time>"}
     return response.status_code, body, headers
