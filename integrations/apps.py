@@ -7,4 +7,7 @@ class IntegrationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from integrations import receivers  # noqa: F401 - connects the outbox to the ledger's signal
+        from config.metrics import collector_register
+        from integrations import metrics, receivers  # noqa: F401 - receivers: the outbox hears the ledger
+
+        collector_register("integrations", metrics.collect)

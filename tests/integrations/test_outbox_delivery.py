@@ -303,3 +303,17 @@ def test_deliveries_a_killed_worker_claimed_are_sent_by_the_next_once_their_leas
 
     assert [request.json()["type"] for request in hooks.requests] == ["points.earned"]
     assert Delivery.objects.get().status == "delivered"
+
+
+def test_metrics_show_the_outbox_backlog_and_failures(client, coffee, hooks, settings):
+    settings.WEBHOOK_RETRY_FOR_SECONDS = 0
+    endpoint_create(brand=coffee, url=hooks.url, events=["points.earned"])
+    buy(coffee, "o-1", "12.00", FAN)
+    before = client.get("/metrics").content.decode()
+    hooks.down = True
+    deliver()
+    after = client.get("/metrics").content.decode()
+
+    assert 'tally_outbox_backlog{state="undispatched"} 2.0' in before  # member.created, points.earned
+    assert 'tally_outbox_backlog{state="undispatched"} 0.0' in after
+    assert 'tally_outbox_deliveries_failed_total{sink="webhook"} 1.0' in after
