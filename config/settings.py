@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "livestream",
     "economics",
     "integrations",
+    "engagement",
 ]
 
 MIDDLEWARE = [

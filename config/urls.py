@@ -18,10 +18,12 @@ urlpatterns = [
     path("api/v1/", include("livestream.urls_api")),
     path("api/v1/", include("economics.urls_api")),
     path("api/v1/", include("integrations.urls_api")),
+    path("api/v1/", include("engagement.urls_api")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api_schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
     re_path(r"^api/", api_not_found),  # JSON in the error shape, never the HTML 404 page
     path("", include("loyalty.urls")),
+    path("", include("engagement.urls")),
     path("", include("perks.urls")),
     path("", include("livestream.urls")),
 ]

@@ -1,0 +1,91 @@
+"""The leaderboards' receiver of the ledger's postings: earned points (net of refunds) per membership and
+period, upserted in the posting's transaction (one statement for the whole call), pushed to Redis after
+the commit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from config.db import bulk_cursor
+from engagement.leaderboards import periods_of, scores_push
+from engagement.models import FanScore
+from ledger.models import Account, Transaction
+from ledger.services import PostResult
+from ledger.signals import transactions_posted
+from loyalty.models import Brand
+
+_MEMBER_ACCOUNT = re.compile(r"^brand:(\d+):(?:wallet|pending):(\d+)$")
+_zones: dict[int, zoneinfo.ZoneInfo] = {}  # a brand's timezone, per process (it is set once, in practice)
+
+_UPSERT_SQL = f"""
+    INSERT INTO {FanScore._meta.db_table} AS f (brand_id, membership_id, period, points, reached_at, version)
+    SELECT v.brand_id, v.membership_id, v.period, v.points, v.reached_at, 1
+      FROM unnest(%b::bigint[], %b::bigint[], %b::text[], %b::bigint[], %b::timestamptz[])
+           AS v(brand_id, membership_id, period, points, reached_at)
+     ORDER BY v.membership_id, v.period
+    ON CONFLICT (membership_id, period) DO UPDATE
+       SET points = f.points + EXCLUDED.points, reached_at = EXCLUDED.reached_at, version = f.version + 1
+    RETURNING f.brand_id, f.membership_id, f.period, f.points, f.reached_at, f.version
+"""  # noqa: S608 - only the table name is formatted in
+
+
+def earned_moves(posted: Sequence[PostResult]) -> list[tuple[int, int, int, dt.datetime, dt.datetime]]:
+    """(brand id, membership id, points, when they count for, when it happened) of each earn to a member's
+    wallet or pending account, and of each refund of one (negative, counted in the period of the earn)."""
+    moves = []
+    for result in posted:
+        txn = result.transaction
+        if txn.kind == "earn":
+            counts_for = txn.created_at
+        elif txn.reverses_id is not None and txn.reverses.kind == "earn":
+            counts_for = txn.reverses.created_at
+        else:
+            continue
+        for entry in result.entries:
+            if entry.account.kind not in (Account.Kind.WALLET, Account.Kind.PENDING):
+                continue
+            match = _MEMBER_ACCOUNT.match(entry.account.code)
+            if match:
+                moves.append((int(match[1]), int(match[2]), entry.amount, counts_for, txn.created_at))
+    return moves
+
+
+@receiver(transactions_posted, dispatch_uid="engagement.fan_scores")
+def fan_scores(sender: type[Transaction], *, posted: Sequence[PostResult], **kwargs: Any) -> None:
+    moves = earned_moves(posted)
+    if not moves:
+        return
+    zones = _brand_zones({brand_id for brand_id, *_ in moves})
+    totals: dict[tuple[int, int, str], list] = {}
+    for brand_id, membership_id, points, counts_for, happened in moves:
+        for period in periods_of(counts_for, zones[brand_id]):
+            row = totals.setdefault((brand_id, membership_id, period), [0, happened])
+            row[0] += points
+            row[1] = max(row[1], happened)
+    keys = list(totals)
+    columns = [
+        [key[0] for key in keys],
+        [key[1] for key in keys],
+        [key[2] for key in keys],
+        [totals[key][0] for key in keys],
+        [totals[key][1] for key in keys],
+    ]
+    with bulk_cursor() as cursor:
+        cursor.execute(_UPSERT_SQL, columns)
+        rows = cursor.fetchall()
+    transaction.on_commit(lambda: scores_push(rows))
+
+
+def _brand_zones(brand_ids: set[int]) -> dict[int, zoneinfo.ZoneInfo]:
+    missing = brand_ids - _zones.keys()
+    if missing:
+        for brand in Brand.objects.filter(pk__in=missing).only("id", "timezone"):
+            _zones[brand.pk] = brand.zone
+    return {brand_id: _zones[brand_id] for brand_id in brand_ids}

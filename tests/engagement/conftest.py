@@ -1,0 +1,1 @@
+from tests.loyalty.conftest import coffee, coffee_api  # noqa: F401 - fixtures
