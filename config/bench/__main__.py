@@ -6,6 +6,7 @@
     python -m config.bench --only lifecycle --lifecycle-members 200000   the daily lifecycle job, smaller
     python -m config.bench --only dashboard  the economics dashboard at 1,000,000 ledger entries
     python -m config.bench --only simulator  the rule-set simulator replaying 1,000,000 events
+    python -m config.bench --only leaderboard   leaderboard reads at 1,000,000 ranked members
 
 It creates a throwaway database (dropped at the end, also on failure or Ctrl-C), starts the processes
 `make run` starts (gunicorn, a Celery worker, beat: config.supervisor.process_commands) against it and
@@ -59,7 +60,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m config.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--only",
-        help="comma-separated sections: single, e2e, redeem, heartbeat, reads, lifecycle, dashboard, simulator",
+        help="comma-separated sections: single, e2e, redeem, heartbeat, reads, lifecycle, dashboard, simulator, "
+        "leaderboard",
     )
     parser.add_argument("--seconds", type=int, default=60, help="length of the sustained end-to-end run")
     parser.add_argument("--short", type=int, default=15, help="length of each rate measurement")
@@ -71,7 +73,7 @@ def main() -> int:
     )
     parser.add_argument("--simulator-events", type=int, default=1_000_000, help="events the simulator replays")
     args = parser.parse_args()
-    every = {"single", "e2e", "redeem", "heartbeat", "reads", "lifecycle", "dashboard", "simulator"}
+    every = {"single", "e2e", "redeem", "heartbeat", "reads", "lifecycle", "dashboard", "simulator", "leaderboard"}
     sections = set(args.only.split(",")) if args.only else every
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -133,6 +135,10 @@ def main() -> int:
             from config.bench import simulator
 
             simulator.run(report, members=max(1_000, args.simulator_events // 10), events=args.simulator_events)
+        if "leaderboard" in sections:
+            from config.bench import leaderboard
+
+            leaderboard.run(report)
     finally:
         print(f"\n{report.render()}\nwhole run: {time.monotonic() - started:.0f} s", flush=True)
     return 0 if report.all_met else 1
