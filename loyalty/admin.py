@@ -44,6 +44,7 @@ from loyalty.periods import month_parse, months_add
 from loyalty.serializers import statement_entry_out
 from loyalty.services import brand_staff_add, brand_staff_remove, membership_enroll
 from loyalty.services.earning import adjustment_create
+from loyalty.services.imports import COLUMNS, PORTAL_MAX_BYTES, members_import, upload_keep, upload_take
 from loyalty.services.lifecycle import tiers_reevaluate_queue
 from loyalty.services.network import network_statement, settlement_month
 from loyalty.services.processing import events_retry
@@ -313,6 +314,27 @@ class AdjustPointsForm(forms.Form):
         return self.cleaned_data["points"]
 
 
+class MemberImportForm(forms.Form):
+    brand = forms.ModelChoiceField(queryset=Brand.objects.none())
+    file = forms.FileField(
+        label="CSV file",
+        help_text="UTF-8 (Excel: CSV UTF-8), a header row first; at most 5 MB (about 100,000 rows). "
+        "Bigger files: manage.py import_members.",
+    )
+
+    def __init__(self, *args, brands, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["brand"].queryset = brands
+        if brands.count() == 1:
+            self.fields["brand"].initial = brands.first()
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > PORTAL_MAX_BYTES:
+            raise forms.ValidationError("The file is bigger than 5 MB: import it with manage.py import_members.")
+        return upload
+
+
 @admin.register(Membership)
 class MembershipAdmin(BrandScopedAdmin):
     list_display = ["member", "name", "brand", "status", "tier", "points_balance", "external_id", "joined_at"]
@@ -394,6 +416,7 @@ class MembershipAdmin(BrandScopedAdmin):
                 name="loyalty_membership_adjust",
             ),
             path("export.csv", self.admin_site.admin_view(self.export_view), name="loyalty_membership_export"),
+            path("import/", self.admin_site.admin_view(self.import_view), name="loyalty_membership_import"),
             path(
                 "<path:object_id>/statement.csv",
                 self.admin_site.admin_view(self.statement_csv_view),
@@ -477,6 +500,53 @@ class MembershipAdmin(BrandScopedAdmin):
             "opts": self.opts,
         }
         return TemplateResponse(request, "admin/loyalty/membership_enroll.html", context)
+
+    # --- CSV import (loyalty.services.imports): upload -> preview (a dry run) -> confirm -> result ---
+
+    def _import_brands(self, request: HttpRequest):
+        brands = Brand.objects.order_by("name")
+        return brands if request.user.is_superuser else brands.filter(pk__in=portal_brand_ids(request))
+
+    def import_view(self, request: HttpRequest) -> TemplateResponse:
+        """Upload a members CSV and see what importing it would do; the confirm button applies that very
+        file (kept for it in the cache under a random token, see loyalty.services.imports.upload_keep)."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        brands = self._import_brands(request)
+        context = {**self.admin_site.each_context(request), "title": "Import members (CSV)", "opts": self.opts}
+        if request.method == "POST" and request.POST.get("step") == "confirm":
+            return self._import_confirm(request, brands, context)
+        form = MemberImportForm(request.POST or None, request.FILES or None, brands=brands)
+        if request.method == "POST" and form.is_valid():
+            brand, upload = form.cleaned_data["brand"], form.cleaned_data["file"]
+            content = upload.read()
+            try:
+                report = members_import(brand=brand, content=content, dry_run=True)
+            except ApplicationError as error:
+                form.add_error("file", error.message)
+            else:
+                token = upload_keep(user_id=request.user.pk, brand=brand, name=upload.name, content=content)
+                context.update(step="preview", brand=brand, report=report, token=token, file_name=upload.name)
+                return TemplateResponse(request, "admin/loyalty/membership_import.html", context)
+        context.update(step="upload", form=form, columns=COLUMNS)
+        return TemplateResponse(request, "admin/loyalty/membership_import.html", context)
+
+    def _import_confirm(self, request: HttpRequest, brands, context: dict) -> TemplateResponse:
+        upload = upload_take(
+            token=request.POST.get("token", ""), user_id=request.user.pk, sha256=request.POST.get("sha256", "")
+        )
+        # The brand is checked again: the login may have lost the brand since the preview.
+        brand = brands.filter(pk=upload.brand_id).first() if upload is not None else None
+        if brand is None:
+            messages.error(request, "That upload has expired or was imported already: upload the file again.")
+            return redirect("admin:loyalty_membership_import")
+        try:
+            report = members_import(brand=brand, content=upload.content, by=str(request.user))
+        except ApplicationError as error:  # pragma: no cover - the preview read the same file
+            messages.error(request, error.message)
+            return redirect("admin:loyalty_membership_import")
+        context.update(step="result", brand=brand, report=report, file_name=upload.name)
+        return TemplateResponse(request, "admin/loyalty/membership_import.html", context)
 
     def adjust_view(self, request, object_id):
         membership = self.get_object(request, unquote(object_id))

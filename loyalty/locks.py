@@ -1,10 +1,11 @@
 """Every lock loyalty takes, in one place.
 
-Order, always: the brand's processing lock (event processing only), the membership's Redis lock (one
-member's requests), then the membership rows (SELECT ... FOR UPDATE, in id order), then event rows
-(in id order), then whatever the ledger locks (its balance rows, in account-id order). The Redis and
-advisory locks keep workers from piling up and events in order; the row locks are what make caps,
-tiers, refunds and balances correct, because a Redis lock can expire while its holder still works.
+Order, always: the brand's processing lock (event processing only; the lifecycle and the member import
+have their own), the membership's Redis lock (one member's requests), then the membership rows
+(SELECT ... FOR UPDATE, in id order), then event rows (in id order), then whatever the ledger locks (its
+balance rows, in account-id order). The Redis and advisory locks keep workers from piling up and events
+in order; the row locks are what make caps, tiers, refunds and balances correct, because a Redis lock
+can expire while its holder still works.
 """
 
 from __future__ import annotations
@@ -111,6 +112,28 @@ def brand_lifecycle_lock(brand_id: int, *, wait: bool = True) -> Iterator[bool]:
                     cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LIFECYCLE_NAMESPACE, brand_id])
             except DatabaseError:  # the connection is gone, and the lock with it
                 logger.warning("could not release the lifecycle lock of brand %s", brand_id, exc_info=True)
+
+
+# The first key of the member import's advisory lock (the second is the brand id).
+IMPORT_NAMESPACE = 0x7A13
+
+
+@contextlib.contextmanager
+def brand_import_lock(brand_id: int) -> Iterator[None]:
+    """One member import per brand at a time (a session advisory lock; a second import waits, then finds
+    imported what the first did). Not a correctness fence, the membership row locks and the ledger keys
+    are: it spares two imports of one file each creating the members the other is creating (a member
+    known only by an external id would be made twice, the loser's left without a membership)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [IMPORT_NAMESPACE, brand_id])
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [IMPORT_NAMESPACE, brand_id])
+        except DatabaseError:  # the connection is gone, and the lock with it
+            logger.warning("could not release the import lock of brand %s", brand_id, exc_info=True)
 
 
 @dataclass(slots=True)

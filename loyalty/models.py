@@ -774,6 +774,7 @@ class TierChange(models.Model):
         EARNED = "earned", "Earned points"
         REFUND = "refund", "A refund took back qualifying points"
         REQUALIFICATION = "requalification", "Re-qualification"
+        IMPORT = "import", "Imported with the member (CSV import)"
 
     membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="tier_changes")
     brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+", db_index=False)

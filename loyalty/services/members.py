@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -218,7 +219,18 @@ _BY_EMAIL_SQL = f"""
 """  # noqa: S608 - only table names are formatted in
 
 
-def memberships_resolve(*, brand: Brand, refs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int | str]:
+@dataclass
+class ResolveCounts:
+    """What memberships_resolve wrote: rows it inserted (not those a concurrent writer made first)."""
+
+    members: int = 0  # members inserted
+    memberships: set[int] = field(default_factory=set)  # memberships inserted
+    external_ids: set[int] = field(default_factory=set)  # memberships given the external id they lacked
+
+
+def memberships_resolve(
+    *, brand: Brand, refs: Sequence[tuple[str, str]], counts: ResolveCounts | None = None
+) -> dict[tuple[str, str], int | str]:
     """The brand's membership id for each (email, external id) as a till sends them, creating the member
     and the membership on first sight; or MEMBER_MISMATCH when the email already belongs to a member
     of the brand with another external id.
@@ -227,9 +239,10 @@ def memberships_resolve(*, brand: Brand, refs: Sequence[tuple[str, str]]) -> dic
     an external id the brand knows wins; otherwise the member with the email (created if new, or an
     anonymous one for an external id alone) joins the brand, and an external id is recorded on a
     membership that had none. A handful of set-based statements whatever the number of refs.
+    When `counts` is given, what this call inserted is added to it (the member import reports it).
     """
     plan, new_memberships, new_external_ids = _memberships_plan(brand, refs)
-    created_members = _members_create(
+    created_members, inserted_members = _members_create(
         emails=[member[1] for member in new_memberships if isinstance(member, tuple) and member[0] == "email"],
         anonymous=sum(1 for member in new_memberships if isinstance(member, tuple) and member[0] == "anonymous"),
     )
@@ -237,11 +250,15 @@ def memberships_resolve(*, brand: Brand, refs: Sequence[tuple[str, str]]) -> dic
         placeholder: created_members[placeholder] if isinstance(placeholder, tuple) else placeholder
         for placeholder in new_memberships
     }
-    created_memberships = _memberships_create(
+    created_memberships, inserted_memberships = _memberships_create(
         brand=brand, rows=[(member_ids[member], external_id) for member, external_id in new_memberships.items()]
     )
     if new_external_ids:
         _external_ids_record(brand=brand, external_ids=new_external_ids)
+    if counts is not None:
+        counts.members += inserted_members
+        counts.memberships |= inserted_memberships
+        counts.external_ids |= new_external_ids.keys()
 
     resolved: dict[tuple[str, str], int | str] = {}
     for ref, membership in plan.items():
@@ -256,8 +273,43 @@ def memberships_resolve(*, brand: Brand, refs: Sequence[tuple[str, str]]) -> dic
 def membership_find(*, brand: Brand, email: str, external_id: str) -> int | str | None:
     """What memberships_resolve would give this ref, creating nothing: the membership id, MEMBER_MISMATCH,
     or None where it would create the membership (and the member, unless one has the email)."""
-    found = _memberships_plan(brand, [(email, external_id)])[0][(email, external_id)]
-    return None if isinstance(found, tuple) else found
+    found = memberships_find(brand=brand, refs=[(email, external_id)]).by_ref[(email, external_id)]
+    return None if isinstance(found, MembershipToCreate) else found
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipToCreate:
+    """memberships_find's answer for a ref that memberships_resolve would create a membership for."""
+
+    member_id: int | None  # the person (known by the email) who would join; None: a new member as well
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipsFound:
+    """What memberships_resolve would do with some refs, as memberships_find reads it."""
+
+    by_ref: dict[tuple[str, str], int | str | MembershipToCreate]
+    members: int  # members it would create
+    memberships: int  # memberships it would create
+    external_ids: set[int]  # existing memberships it would record an external id on
+
+
+def memberships_find(*, brand: Brand, refs: Sequence[tuple[str, str]]) -> MembershipsFound:
+    """memberships_resolve's reads and decisions for these refs, writing nothing (dry runs): for each ref
+    the membership id, MEMBER_MISMATCH, or a MembershipToCreate; and what it would create."""
+    plan, new_memberships, new_external_ids = _memberships_plan(brand, refs)
+    by_ref: dict[tuple[str, str], int | str | MembershipToCreate] = {}
+    for ref, membership in plan.items():
+        if isinstance(membership, tuple):  # ("membership", member id or placeholder)
+            member = membership[1]
+            membership = MembershipToCreate(member_id=member if isinstance(member, int) else None)
+        by_ref[ref] = membership
+    return MembershipsFound(
+        by_ref=by_ref,
+        members=sum(1 for member in new_memberships if isinstance(member, tuple)),
+        memberships=len(new_memberships),
+        external_ids=set(new_external_ids),
+    )
 
 
 def _memberships_plan(
@@ -324,10 +376,11 @@ class MembershipRaceError(Exception):
     """A concurrent writer created a conflicting member or membership: retry the batch."""
 
 
-def _members_create(*, emails: list[str], anonymous: int) -> dict[tuple[str, object], int]:
+def _members_create(*, emails: list[str], anonymous: int) -> tuple[dict[tuple[str, object], int], int]:
     """Create members for new emails (or find them, if created meanwhile) and `anonymous` members without
-    one. Returns ("email", e) / ("anonymous", n) -> member id."""
+    one. Returns ("email", e) / ("anonymous", n) -> member id, and how many members were inserted."""
     created: dict[tuple[str, object], int] = {}
+    inserted = 0
     now = timezone.now()
     with connection.cursor() as cursor:
         if emails:
@@ -336,14 +389,23 @@ def _members_create(*, emails: list[str], anonymous: int) -> dict[tuple[str, obj
                 INSERT INTO {Member._meta.db_table} (email, name, created_at)
                 SELECT e, '', %s FROM unnest(%s::text[]) AS e ORDER BY e
                 ON CONFLICT DO NOTHING
+                RETURNING email, id
                 """,  # noqa: S608 - only the table name is formatted in
                 [now, emails],
             )
-            cursor.execute(
-                f"SELECT lower(email), id FROM {Member._meta.db_table} WHERE lower(email) = ANY(%s)",  # noqa: S608
-                [emails],
-            )
-            created.update({("email", email): member_id for email, member_id in cursor.fetchall()})
+            rows = cursor.fetchall()
+            inserted += len(rows)
+            created.update({("email", email): member_id for email, member_id in rows})
+            # Only the emails a concurrent writer inserted first are looked up (the emails are lower-cased). A
+            # join with the list, not `= ANY(list)`, probes the lower(email) index for each (_BY_EMAIL_SQL).
+            taken = [email for email in emails if ("email", email) not in created]
+            if taken:
+                cursor.execute(
+                    f"SELECT v.email, m.id FROM unnest(%s::text[]) AS v(email)"  # noqa: S608
+                    f" JOIN {Member._meta.db_table} m ON lower(m.email) = v.email",
+                    [taken],
+                )
+                created.update({("email", email): member_id for email, member_id in cursor.fetchall()})
         if anonymous:
             cursor.execute(
                 f"""
@@ -354,14 +416,15 @@ def _members_create(*, emails: list[str], anonymous: int) -> dict[tuple[str, obj
             )
             for number, (member_id,) in enumerate(cursor.fetchall(), start=1):
                 created[("anonymous", number)] = member_id
-    return created
+            inserted += anonymous
+    return created, inserted
 
 
-def _memberships_create(*, brand: Brand, rows: list[tuple[int, str | None]]) -> dict[int, int]:
+def _memberships_create(*, brand: Brand, rows: list[tuple[int, str | None]]) -> tuple[dict[int, int], set[int]]:
     """Memberships of the brand for these (member id, external id) rows, created unless they exist.
-    Returns member id -> membership id."""
+    Returns member id -> membership id, and the ids of the memberships inserted."""
     if not rows:
-        return {}
+        return {}, set()
     member_ids = [member_id for member_id, _ in rows]
     base = _base_tier(brand)
     with connection.cursor() as cursor:
@@ -374,6 +437,7 @@ def _memberships_create(*, brand: Brand, rows: list[tuple[int, str | None]]) -> 
               FROM unnest(%s::bigint[], %s::text[]) AS v(member_id, external_id)
              ORDER BY v.member_id
             ON CONFLICT DO NOTHING
+            RETURNING id
             """,  # noqa: S608 - only the table name is formatted in
             [
                 brand.pk,
@@ -385,6 +449,7 @@ def _memberships_create(*, brand: Brand, rows: list[tuple[int, str | None]]) -> 
                 [external_id for _, external_id in rows],
             ],
         )
+        inserted = {membership_id for (membership_id,) in cursor.fetchall()}
     wanted = dict(rows)
     found = {}
     for member_id, membership_id, external_id in Membership.objects.filter(
@@ -393,7 +458,7 @@ def _memberships_create(*, brand: Brand, rows: list[tuple[int, str | None]]) -> 
         # A membership created meanwhile with another external id is not the one we meant.
         if wanted[member_id] is None or external_id == wanted[member_id]:
             found[member_id] = membership_id
-    return found
+    return found, inserted
 
 
 def _external_ids_record(*, brand: Brand, external_ids: dict[int, str]) -> None:

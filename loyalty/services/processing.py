@@ -173,7 +173,7 @@ def _process_locked(
     has receivers (who get them after the commit), else only their ids."""
     membership_ids = sorted({value for value in membership_of.values() if isinstance(value, int)})
     memberships = locks.memberships_lock_rows(membership_ids)
-    wallets = _wallets_ensure(brand, memberships)
+    wallets = wallets_ensure(brand, memberships)
 
     rows = locks.events_read([event.id for event in claimed])
     events = [rows[event.id] for event in claimed if event.id in rows and rows[event.id].status == "pending"]
@@ -306,8 +306,9 @@ def program_of(brand: Brand, rules: dict[str, engine.RuleSpec] | None = None) ->
     )
 
 
-def _wallets_ensure(brand: Brand, memberships: dict[int, locks.LockedMembership]) -> dict[int, int]:
-    """membership id -> wallet account id, creating the wallets that do not exist yet (in bulk)."""
+def wallets_ensure(brand: Brand, memberships: dict[int, locks.LockedMembership]) -> dict[int, int]:
+    """membership id -> wallet account id, creating the wallets that do not exist yet (in bulk). The
+    memberships are locked (their rows are updated). Also the member import's."""
     missing = [membership for membership in memberships.values() if membership.wallet_id is None]
     if missing:
         codes = accounts_get_or_create(
