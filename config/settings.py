@@ -374,3 +374,7 @@ LIVESTREAM_HEARTBEATS_PER_MEMBER = env_int("LIVESTREAM_HEARTBEATS_PER_MEMBER", 3
 LIVESTREAM_HEARTBEATS_PER_ADDRESS = env_int("LIVESTREAM_HEARTBEATS_PER_ADDRESS", 2000)
 LIVESTREAM_LEASES_PER_MEMBER = env_int("LIVESTREAM_LEASES_PER_MEMBER", 20)
 LIVESTREAM_LEASES_PER_ADDRESS = env_int("LIVESTREAM_LEASES_PER_ADDRESS", 400)
+# The YouTube Data API v3 (livestream/youtube.py): with a key, staff import playlists and videos (titles,
+# lengths, whether embedding is allowed) in the portal; unset, they type ids and lengths by hand.
+YOUTUBE_API_KEY = os.environ.get("YOUTUBE_API_KEY", "")
+YOUTUBE_API_URL = os.environ.get("YOUTUBE_API_URL", "https://www.googleapis.com/youtube/v3").rstrip("/")

@@ -1,12 +1,13 @@
-"""Partner-portal form fields: staff paste a YouTube address and type a length as they read it."""
+"""Partner-portal form fields: staff paste a YouTube address and type a length as they read it, or paste
+addresses to import from YouTube."""
 
 from __future__ import annotations
 
 from django import forms
-from unfold.widgets import UnfoldAdminTextInputWidget
+from unfold.widgets import UnfoldAdminTextareaWidget, UnfoldAdminTextInputWidget
 
 from livestream.models import PlaylistItem
-from livestream.youtube import format_duration, parse_duration, parse_video_id
+from livestream.youtube import Source, format_duration, parse_duration, parse_sources, parse_video_id
 
 
 class YouTubeVideoField(forms.CharField):
@@ -50,3 +51,20 @@ class PlaylistItemForm(forms.ModelForm):
             # A new video goes to the end of the playlist unless staff say otherwise (not to the top, as the
             # model default 0 would put it).
             self.initial["order"] = None
+
+
+class YouTubeImportForm(forms.Form):
+    """The portal's "Import from YouTube": addresses or ids, one per line; cleans to youtube.Source's."""
+
+    sources = forms.CharField(
+        label="YouTube playlists or videos",
+        max_length=20_000,
+        widget=UnfoldAdminTextareaWidget(
+            attrs={"rows": 6, "placeholder": "https://www.youtube.com/playlist?list=PL…\nhttps://youtu.be/…"}
+        ),
+        help_text="One per line: a playlist's address (its videos are added in its order), a video's address "
+        "(watch?v=, youtu.be/, /shorts/, /embed/) or an id. You see what would be added before anything is.",
+    )
+
+    def clean_sources(self) -> list[Source]:
+        return parse_sources(self.cleaned_data["sources"])

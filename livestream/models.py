@@ -39,7 +39,7 @@ class Channel(models.Model):
 
 
 class PlaylistItem(models.Model):
-    """One YouTube video of a channel's playlist. Only enabled items are scheduled."""
+    """One YouTube video of a channel's playlist. Only enabled, embeddable items are scheduled."""
 
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="items")
     video_id = models.CharField(
@@ -55,6 +55,11 @@ class PlaylistItem(models.Model):
     # PositiveIntegerField with an index: what unfold's sortable inlines need for drag-and-drop ordering.
     order = models.PositiveIntegerField(default=0, db_index=True)
     enabled = models.BooleanField(default=True)
+    # False when YouTube said, at import, that the video's owner does not let other sites embed it: the
+    # TV page could not play it, so the schedule leaves it out (as if disabled) and the portal flags it.
+    embeddable = models.BooleanField(
+        default=True, help_text="YouTube lets other sites play it. Not embeddable: kept, but never scheduled."
+    )
 
     brand_path = "channel__brand"
 

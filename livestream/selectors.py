@@ -110,8 +110,9 @@ def channel_epochs_cached(*, channel: Channel, since: dt.datetime, fresh: bool =
 
 
 def channel_playlist(*, channel: Channel) -> tuple[Item, ...]:
-    """The enabled items in playlist order, as the schedule sees them."""
-    items = PlaylistItem.objects.filter(channel=channel, enabled=True).order_by("order", "id")
+    """The enabled items in playlist order, as the schedule sees them: without the videos YouTube refuses
+    to let the TV page embed (flagged at import), which would only stall every viewer's player."""
+    items = PlaylistItem.objects.filter(channel=channel, enabled=True, embeddable=True).order_by("order", "id")
     return tuple(
         Item(video_id=item.video_id, title=item.title, duration=item.duration_seconds, item_id=item.pk)
         for item in items

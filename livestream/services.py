@@ -74,6 +74,7 @@ from livestream import clock, leases, locks, selectors
 from livestream.models import Channel, PlaylistItem, ScheduleEpoch
 from livestream.schedule import next_epoch, slot_at, slots_overlapping
 from livestream.selectors import WATCH_MINUTE, WatchSummary
+from livestream.youtube import Video
 from loyalty.models import Membership
 from loyalty.services.ingest import events_record
 
@@ -165,6 +166,27 @@ def playlist_items_save(
             item.order = position
         item.save()
     PlaylistItem.objects.filter(pk__in=deleted_ids).delete()
+
+
+@transaction.atomic
+def playlist_videos_import(*, channel: Channel, videos: Sequence[Video]) -> ScheduleEpoch | None:
+    """Append `videos` (a YouTube import's preview, livestream.youtube) to the channel's playlist in their
+    order, and publish it (returns the new epoch, as channel_schedule_publish). A video YouTube will not
+    let other sites embed is added flagged (embeddable=False): the portal shows it, the schedule skips it.
+    The videos' ids and lengths were checked by the import; the table's constraints are the last fence."""
+    items = [
+        PlaylistItem(
+            channel=channel,
+            video_id=video.video_id,
+            title=video.title,
+            duration_seconds=video.duration_seconds,
+            embeddable=video.embeddable,
+            order=None,
+        )
+        for video in videos
+    ]
+    playlist_items_save(channel=channel, changed=items)
+    return channel_schedule_publish(channel=channel)
 
 
 @transaction.atomic

@@ -125,3 +125,16 @@ def tv(frozen_clock, eager_tasks) -> Tv:
     channel = channel_on_air(brand=brand, durations=(600, 600, 600), started_at=T0, slug="nova-tv")
     user, membership = member_user(brand)
     return Tv(brand=brand, channel=channel, membership=membership, client=logged_in(user), clock=frozen_clock)
+
+
+@pytest.fixture
+def fake_youtube(settings):
+    """A local fake of the YouTube Data API (tests/livestream/youtube_fake.py), with YOUTUBE_API_URL and
+    YOUTUBE_API_KEY pointed at it: no test ever asks the real YouTube."""
+    from tests.livestream.youtube_fake import KEY, FakeYouTube
+
+    fake = FakeYouTube().start()
+    settings.YOUTUBE_API_KEY = KEY
+    settings.YOUTUBE_API_URL = fake.url
+    yield fake
+    fake.stop()
