@@ -70,8 +70,14 @@ def period_of(kind: str, when: dt.datetime, zone: zoneinfo.ZoneInfo) -> str:
     return f"{local:%Y-%m}"
 
 
-def periods_of(when: dt.datetime, zone: zoneinfo.ZoneInfo) -> list[str]:
-    return [period_of(kind, when, zone) for kind in PERIODS]
+def periods_of(when: dt.datetime, zone: zoneinfo.ZoneInfo) -> tuple[str, str, str]:
+    return day_periods(when.astimezone(zone).date())
+
+
+def day_periods(day: dt.date) -> tuple[str, str, str]:
+    """The week, month and all-time periods of a brand day (in PERIODS' order)."""
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}", f"{day:%Y-%m}", ALL_TIME
 
 
 def score(points: int, reached_at: dt.datetime) -> float:
