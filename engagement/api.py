@@ -28,7 +28,11 @@ class Leaderboard(BrandApiView):
         ),
         parameters=[
             OpenApiParameter("period", str, enum=list(leaderboards.PERIODS), description="week (default), month, all"),
-            OpenApiParameter("limit", int, description=f"1 to {leaderboards.MAX_LIMIT} (default)"),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": leaderboards.MAX_LIMIT},
+                description=f"1 to {leaderboards.MAX_LIMIT} (default)",
+            ),
         ],
         responses={
             200: inline_serializer(
