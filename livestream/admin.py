@@ -39,6 +39,14 @@ class PlaylistItemInline(TabularInline):
 
     @admin.display(description="on YouTube")
     def on_youtube(self, item: PlaylistItem) -> str:
+        if item.pk is not None and item.duration_corrected_at is not None and item.embeddable:
+            return format_html(
+                "<span style='color:#b45309' title='{}'>Length corrected from {} s on {}</span>",
+                "Several viewers' players reported another length than the one stored; the schedule uses theirs "
+                "from the next programme on.",
+                item.duration_corrected_from,
+                f"{item.duration_corrected_at:%Y-%m-%d}",
+            )
         if item.pk is not None and not item.embeddable:
             return format_html(
                 "<span style='color:#b91c1c;font-weight:600' title='{}'>⚠ Refuses embedding: never on air</span>",

@@ -389,6 +389,51 @@ class ChannelHeartbeat(FanApiView):
         return Response(heartbeat_out(result, now), headers=NO_STORE)
 
 
+class DurationInput(serializers.Serializer):
+    lease = serializers.CharField(min_length=1, max_length=1000)
+    video_id = serializers.RegexField(r"^[A-Za-z0-9_-]{11}$")
+    duration = serializers.FloatField(min_value=1, max_value=48 * 3600, help_text="Seconds, as the player says.")
+
+
+class ChannelDuration(FanApiView):
+    @extend_schema(
+        operation_id="live_duration",
+        summary="Report the length of a video as the page's player sees it",
+        description=(
+            "Sent once per video and page, with the page's viewing lease. Once "
+            f"{services.DURATION_REPORTS_NEEDED} viewers' players agree (within "
+            f"{services.DURATION_TOLERANCE_SECONDS} s) on a length more than that far from the stored one, the "
+            "video takes their length from the next programme on, and staff see it in the portal."
+        ),
+        request=DurationInput,
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT),
+            400: OpenApiResponse(ERROR_SHAPE, description="invalid_input"),
+            403: OpenApiResponse(ERROR_SHAPE, description=ERRORS_DESCRIPTION),
+            404: OpenApiResponse(ERROR_SHAPE, description="not_found: no such channel, or the video is not on it"),
+            413: TOO_LARGE,
+            415: OpenApiResponse(ERROR_SHAPE, description="unsupported_media_type: send JSON"),
+            429: OpenApiResponse(ERROR_SHAPE, description="throttled"),
+        },
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        channel = _channel(slug, cached=True)
+        membership = self.membership(request, channel)
+        data = DurationInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        outcome = services.duration_report(
+            channel=channel,
+            membership=membership,
+            token=data.validated_data["lease"],
+            video_id=data.validated_data["video_id"],
+            seconds=data.validated_data["duration"],
+        )
+        return Response(
+            {"recorded": outcome.recorded, "corrected": outcome.corrected, "duration": outcome.duration},
+            headers=NO_STORE,
+        )
+
+
 # --- the heartbeat as a page sends it, without DRF's request and response machinery ------------------------
 
 _RENDERER = JSONRenderer()

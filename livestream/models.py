@@ -60,6 +60,10 @@ class PlaylistItem(models.Model):
     embeddable = models.BooleanField(
         default=True, help_text="YouTube lets other sites play it. Not embeddable: kept, but never scheduled."
     )
+    # Set when the viewers' players agreed on another length than the stored one (services.duration_report):
+    # what the duration was before, and when the players' length replaced it.
+    duration_corrected_from = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    duration_corrected_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     brand_path = "channel__brand"
 

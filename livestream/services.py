@@ -68,6 +68,7 @@ from typing import Protocol
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
+from django_redis import get_redis_connection
 
 from config.errors import ApplicationError
 from livestream import clock, leases, locks, selectors
@@ -590,3 +591,64 @@ def watch_minutes_flush(*, limit: int = MINUTES_FLUSH_BATCH) -> int:
             leases.minutes_give_back(taken)
             raise
     return recorded
+
+
+# --- lengths the players report ---------------------------------------------------------------------------
+
+# A stored length is replaced once this many viewers' players agree (within the tolerance of each other)
+# on another one, more than the tolerance away from it: one odd player (an advert, a half-loaded video)
+# changes nothing, and the stored length is only distrusted when several say the same.
+DURATION_REPORTS_NEEDED = 3
+DURATION_TOLERANCE_SECONDS = 2
+DURATION_REPORTS_TTL_SECONDS = 7 * 24 * 3600
+
+
+class VideoNotOnChannelError(ApplicationError):
+    status_code = 404
+    code = "not_found"
+
+
+@dataclass(frozen=True)
+class DurationOutcome:
+    recorded: bool  # a first report of this viewer for this video
+    corrected: bool  # the item's length was replaced (a new programme was published)
+    duration: int  # the length the schedule has for it now
+
+
+def duration_report(
+    *, channel: Channel, membership: Membership | None, token: str, video_id: str, seconds: float
+) -> DurationOutcome:
+    """A viewer's player says how long `video_id` is. Each viewer counts once per video (a Redis hash of
+    their reports, for a week); once DURATION_REPORTS_NEEDED agree on a length more than
+    DURATION_TOLERANCE_SECONDS from the stored one, the item takes their median and the channel publishes
+    its programme again (from the next video on: channel_schedule_publish never cuts the one on air)."""
+    membership = _require_member(membership, channel)
+    if _lease_claims(token, channel).membership_id != membership.pk:
+        raise LeaseInvalidError(message="This viewing lease belongs to someone else.")
+    item = PlaylistItem.objects.filter(channel=channel, video_id=video_id, enabled=True).order_by("order").first()
+    if item is None:
+        raise VideoNotOnChannelError(message=f"{video_id} is not in this channel's playlist.")
+    reported = round(seconds)
+    key = f"tally:live:durations:{item.pk}"
+    client = get_redis_connection("default")
+    if not client.hsetnx(key, membership.pk, reported):
+        return DurationOutcome(False, False, item.duration_seconds)
+    client.expire(key, DURATION_REPORTS_TTL_SECONDS)
+    lengths = sorted(int(value) for value in client.hvals(key))
+    if len(lengths) < DURATION_REPORTS_NEEDED:
+        return DurationOutcome(True, False, item.duration_seconds)
+    median = lengths[len(lengths) // 2]
+    agreeing = [length for length in lengths if abs(length - median) <= DURATION_TOLERANCE_SECONDS]
+    if len(agreeing) < DURATION_REPORTS_NEEDED or abs(median - item.duration_seconds) <= DURATION_TOLERANCE_SECONDS:
+        return DurationOutcome(True, False, item.duration_seconds)
+    with transaction.atomic():
+        locks.channel_lock_row(channel.pk)
+        updated = PlaylistItem.objects.filter(pk=item.pk, duration_seconds=item.duration_seconds).update(
+            duration_seconds=median, duration_corrected_from=item.duration_seconds, duration_corrected_at=clock.now()
+        )
+        if updated:
+            channel_schedule_publish(channel=channel)
+    client.delete(key)
+    logger.info("channel %s: %s is %s s long by its viewers' players, not %s", channel.slug, video_id, median,
+                item.duration_seconds)  # fmt: skip
+    return DurationOutcome(True, bool(updated), median)

@@ -9,4 +9,5 @@ urlpatterns = [
     path("live/<slug:slug>/now", api.ChannelNow.as_view(), name="api_live_now"),
     path("live/<slug:slug>/lease", api.ChannelLease.as_view(), name="api_live_lease"),
     path("live/<slug:slug>/heartbeat", api.ChannelHeartbeat.as_view(), name="api_live_heartbeat"),
+    path("live/<slug:slug>/duration", api.ChannelDuration.as_view(), name="api_live_duration"),
 ]
