@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test install browser wrk lint format bench chaos lock clean help
+.PHONY: run test install browser node wrk lint format bench chaos lock clean help
 
 help:
 	@echo "make run     start Tally (web, worker, beat; embedded PostgreSQL and Redis unless URLs are set)"
@@ -34,10 +34,21 @@ browser:
 		echo "No $(CHROMIUM) and no root apt-get: browser tests will skip (or fail when CI is set)."; \
 	fi
 
+# Debian's Node.js for the TV page's JavaScript unit tests (tests/js, Node's built-in runner, no npm packages).
+node:
+	@if command -v node >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's nodejs for the JavaScript tests..."; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null) \
+			|| echo "Could not install nodejs: the JavaScript tests will skip (or fail when CI is set)."; \
+	else \
+		echo "No node and no root apt-get: the JavaScript tests will skip (or fail when CI is set)."; \
+	fi
+
 run: install
 	$(PY) -m config.supervisor
 
-test: install browser
+test: install browser node
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -40,6 +40,7 @@ def tv(request: HttpRequest, slug: str, channel_slug: str | None = None) -> Http
             "now": reverse("api_live_now", args=[channel.slug]),
             "lease": reverse("api_live_lease", args=[channel.slug]),
             "heartbeat": reverse("api_live_heartbeat", args=[channel.slug]),
+            "duration": reverse("api_live_duration", args=[channel.slug]),
         },
         "onAir": on_air_out(channel, selectors.channel_on_air(channel=channel)),
     }

@@ -17,10 +17,11 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from livestream import selectors
+from livestream import services as live_services
 from loyalty.models import Membership
 from loyalty.selectors import membership_balance
 from tests.e2e.conftest import ARTIFACTS
-from tests.livestream.factories import channel_on_air, member_user, watch_rule
+from tests.livestream.factories import ChannelFactory, PlaylistItemFactory, channel_on_air, member_user, watch_rule
 from tests.loyalty.factories import BrandFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -175,3 +176,56 @@ def test_with_the_real_player_and_youtube_unreachable_the_page_says_so(page, liv
     expect(page.get_by_text("YouTube can't be reached")).to_be_visible()
     assert requested == ["https://www.youtube.com/iframe_api"]
     expect(page.locator("[data-tv-title]")).to_have_text("Video 1")  # the schedule still shows what is on
+
+
+def test_on_a_phone_the_player_and_the_earning_status_fit_the_screen(page, live_server, compressed):
+    brand = BrandFactory(name="Nova Lane", slug="nova", points_name="points")
+    watch_rule(brand)
+    # What real channels have: long names, and titles with words too long for a line (tags, URLs).
+    channel = ChannelFactory(brand=brand, name="Nova Lane Live: the Midnight Sessions, all night long")
+    long_word = "#NovaLaneMidnightSessionsOfficialVideoFullConcert2026"
+    for order in range(2):
+        PlaylistItemFactory(channel=channel, duration_seconds=60, order=order, title=f"Video {order + 1} {long_word}")
+    live_services.channel_schedule_publish(channel=channel, now=timezone.now() - dt.timedelta(seconds=1))
+    user, _membership = member_user(brand)
+    client = Client()
+    client.force_login(user)
+    page.context.add_cookies(
+        [
+            {
+                "name": django_settings.SESSION_COOKIE_NAME,
+                "value": client.cookies[django_settings.SESSION_COOKIE_NAME].value,
+                "url": live_server.url,
+            }
+        ]
+    )
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/b/nova/tv/")
+    page.wait_for_function(PLAYING)
+    expect(page.locator("#tv-player")).to_be_visible()
+    expect(page.locator("[data-tv-status]")).to_be_visible()
+    expect(page.locator("[data-tv-status]")).to_contain_text("Earning", timeout=8_000)
+    # A big fan's figures: a seven-digit balance and a five-digit day, in the two-column stats.
+    page.evaluate(
+        """() => {
+            document.querySelector('[data-tv-balance]').textContent = '1234567';
+            document.querySelector('[data-tv-points-today]').textContent = '12345';
+        }"""
+    )
+    box = page.locator(".tv-screen").bounding_box()
+    assert box["width"] >= 380 and box["height"] > 200, box  # the video spans the phone's width
+    # Nothing wider than the screen: no sideways scrolling, on the page or in the earning panel.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # Nor cut off: the stage hides what overflows it, so look for boxes past the edge and text past its box
+    # (the channel list scrolls sideways on purpose; the stage's negative margins bleed it out of the grid
+    # to the phone's edges, and no further, on purpose too).
+    wide = page.evaluate(
+        """() => [...document.querySelectorAll('.tv *')]
+            .filter((el) => !el.closest('.tv-channels') && !el.classList.contains('tv-grid'))
+            .filter((el) => el.getBoundingClientRect().right > 390.5
+                || (el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 1))
+            .map((el) => el.className || el.tagName)"""
+    )
+    assert wide == [], wide
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "livestream-tv-phone-fit.png"), full_page=True)
