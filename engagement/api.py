@@ -51,6 +51,10 @@ class Leaderboard(BrandApiView):
         },
     )
     def get(self, request: Request) -> Response:
+        # A parameter sent empty is refused, not read as missing (DRF takes "" for "not given" in query data).
+        blank = {name: ["May not be blank."] for name in ("period", "limit") if request.query_params.get(name) == ""}
+        if blank:
+            raise serializers.ValidationError(blank)
         query = LeaderboardQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         board = leaderboards.board(self.brand, query.validated_data["period"], limit=query.validated_data["limit"])

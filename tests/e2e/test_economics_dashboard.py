@@ -44,6 +44,8 @@ def test_staff_see_their_brands_dashboard_with_drawn_charts(browser, live_server
         expect(dashboard).not_to_contain_text("Other Brand")
         for chart in CHARTS:
             expect(page.get_by_test_id(chart)).to_be_visible()
+            # The portal's script makes the charts after the page loads: wait for this one.
+            page.wait_for_function("id => !!Chart.getChart(document.querySelector(`[data-testid=${id}]`))", arg=chart)
             drawn = page.evaluate(
                 "id => { const c = Chart.getChart(document.querySelector(`[data-testid=${id}]`));"
                 " return c ? c.data.datasets.reduce((n, d) => n + d.data.length, 0) : -1 }",

@@ -164,3 +164,10 @@ def test_the_fan_page_shows_the_board_and_lets_a_fan_rename_or_hide(client, coff
     assert 'data-testid="my-rank"' in page and "hidden: others do not see you" in page
     assert "Ace" not in page.split('data-testid="my-rank"')[1].split("</section>")[1]  # not on the board
     assert FanProfile.objects.get(membership=membership).display_name == "Ace"
+
+
+def test_an_empty_parameter_is_a_400_not_the_default(coffee_api):
+    answer = coffee_api.get("/api/v1/leaderboard?period=&limit=")
+
+    assert answer.status_code == 400
+    assert set(answer.json()["error"]["fields"]) == {"period", "limit"}
