@@ -5,7 +5,6 @@ the commit."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 import zoneinfo
 from collections.abc import Sequence
 from typing import Any
@@ -20,8 +19,8 @@ from ledger.models import Account, Transaction
 from ledger.services import PostResult
 from ledger.signals import transactions_posted
 from loyalty.models import Brand
+from loyalty.services.accounts import code_parts
 
-_MEMBER_ACCOUNT = re.compile(r"^brand:(\d+):(?:wallet|pending):(\d+)$")
 _zones: dict[int, zoneinfo.ZoneInfo] = {}  # a brand's timezone, per process (it is set once, in practice)
 
 _UPSERT_SQL = f"""
@@ -51,9 +50,9 @@ def earned_moves(posted: Sequence[PostResult]) -> list[tuple[int, int, int, dt.d
         for entry in result.entries:
             if entry.account.kind not in (Account.Kind.WALLET, Account.Kind.PENDING):
                 continue
-            match = _MEMBER_ACCOUNT.match(entry.account.code)
-            if match:
-                moves.append((int(match[1]), int(match[2]), entry.amount, counts_for, txn.created_at))
+            parts = code_parts(entry.account.code)
+            if parts is not None and parts.scope == "brand" and parts.owner is not None:
+                moves.append((parts.scope_id, parts.owner, entry.amount, counts_for, txn.created_at))
     return moves
 
 

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from engagement import leaderboards
 from engagement.forms import FanProfileForm
 from engagement.models import FanProfile
+from engagement.services import fan_profile_update
 from loyalty.models import Brand
 from loyalty.selectors import membership_for_user
 
@@ -45,10 +46,9 @@ def leaderboard_profile(request: HttpRequest, slug: str) -> HttpResponse:
     if membership is None:
         messages.info(request, f"Join the {brand.name} fan club to be on its leaderboard.")
         return redirect("brand_detail", slug=brand.slug)
-    profile = FanProfile.objects.filter(membership=membership).first() or FanProfile(membership=membership)
-    form = FanProfileForm(request.POST, instance=profile)
+    form = FanProfileForm(request.POST)
     if form.is_valid():
-        form.save()
+        fan_profile_update(membership=membership, **form.cleaned_data)
         messages.success(request, "Saved: this is how you appear on the leaderboard.")
     else:
         messages.error(request, " ".join(" ".join(errors) for errors in form.errors.values()))

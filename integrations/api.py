@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from integrations.models import MESSAGE_TYPES, WebhookEndpoint
-from integrations.services import endpoint_create
+from integrations.services import endpoint_create, endpoint_delete
 from loyalty.api import BrandApiView, error_responses
 
 
@@ -89,7 +89,6 @@ class WebhookDetail(BrandApiView):
         responses={204: OpenApiResponse(description="deleted"), **error_responses(401, 404, 429)},
     )
     def delete(self, request: Request, endpoint_id: int) -> Response:
-        deleted, _ = WebhookEndpoint.objects.filter(brand=self.brand, pk=endpoint_id).delete()
-        if not deleted:
+        if not endpoint_delete(brand=self.brand, endpoint_id=endpoint_id):
             raise NotFound("No such webhook endpoint of this brand.")
         return Response(status=status.HTTP_204_NO_CONTENT)

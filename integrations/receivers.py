@@ -3,7 +3,6 @@ written in the posting's own database transaction (one INSERT for the whole call
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +12,7 @@ from integrations.outbox import Message, messages_write
 from ledger.models import Account, Transaction
 from ledger.services import PostResult
 from ledger.signals import transactions_posted
+from loyalty.services.accounts import code_parts
 
 # The message type of a transaction by its kind; a reversal by the kind of what it reverses. Releases of
 # pending points tell nothing new (the earn was told); an import is an adjustment with that reason.
@@ -48,7 +48,7 @@ def posting_message(result: PostResult) -> Message | None:
     member_entry = next((entry for entry in result.entries if entry.account.kind in _MEMBER_KINDS), None)
     if member_entry is None:
         return None
-    parts = _code_parts(member_entry.account.code)
+    parts = code_parts(member_entry.account.code)
     if parts is None:
         return None
     scope, scope_id, account_kind, owner = parts
@@ -66,7 +66,7 @@ def posting_message(result: PostResult) -> Message | None:
         brand_id, membership_id = scope_id, owner
         data["member"] = {"id": membership_id}
     else:  # a network's points: the person's network wallet, told to the brand the other leg is of
-        other = [_code_parts(entry.account.code) for entry in result.entries if entry is not member_entry]
+        other = [code_parts(entry.account.code) for entry in result.entries if entry is not member_entry]
         brand_id = next((parts[3] for parts in other if parts is not None and parts[0] == "network"), None)
         if brand_id is None:
             return None
@@ -75,17 +75,3 @@ def posting_message(result: PostResult) -> Message | None:
         data["network_id"] = scope_id
         data["unit"] = "network"
     return Message(brand_id, message_type, membership_id, data, txn.created_at)
-
-
-_CODE = re.compile(r"^(brand|network):(\d+):([a-z_]+)(?::(\d+))?$")
-
-
-def _code_parts(code: str) -> tuple[str, int, str, int | None] | None:
-    """("brand" | "network", its id, account kind, the last number: membership, member or brand id) of
-    an account code such as brand:3:wallet:17 or network:1:issuance:3 (brand:3:issuance has none); None
-    for an account that is not loyalty's (the ledger posts any code it is given)."""
-    match = _CODE.match(code)
-    if match is None:
-        return None
-    scope, scope_id, kind, last = match.groups()
-    return scope, int(scope_id), kind, int(last) if last else None

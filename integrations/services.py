@@ -271,6 +271,12 @@ def endpoint_create(*, brand: Brand, url: str, events: list[str] | tuple[str, ..
     return WebhookEndpoint.objects.create(brand=brand, url=url, events=sorted(set(events)))
 
 
+def endpoint_delete(*, brand: Brand, endpoint_id: int) -> bool:
+    """Delete one of the brand's endpoints (its undelivered messages go with it). False: no such endpoint."""
+    deleted, _ = WebhookEndpoint.objects.filter(brand=brand, pk=endpoint_id).delete()
+    return bool(deleted)
+
+
 def endpoint_enable(*, endpoint: WebhookEndpoint) -> None:
     """Staff turn a disabled endpoint back on: it gets what is written from now on."""
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(

@@ -9,6 +9,9 @@ accounts count the same unit, so no posting can mix two brands' points by accide
 
 from __future__ import annotations
 
+import re
+from typing import NamedTuple
+
 from ledger.models import Account
 from ledger.services import account_get_or_create
 from loyalty.models import Brand, Membership
@@ -36,6 +39,28 @@ def brand_account(*, brand: Brand, kind: str) -> Account:
 
 def wallet_code(brand_id: int, membership_id: int) -> str:
     return f"brand:{brand_id}:wallet:{membership_id}"
+
+
+class CodeParts(NamedTuple):
+    scope: str  # "brand" or "network"
+    scope_id: int  # the brand's or the network's id
+    kind: str  # the account's kind: wallet, pending, issuance...
+    owner: int | None  # the last number: the membership (brand wallets), member (network wallets) or brand
+
+
+_CODE = re.compile(r"^(brand|network):(\d+):([a-z_]+)(?::(\d+))?$")
+
+
+def code_parts(code: str) -> CodeParts | None:
+    """What an account code of loyalty's says (brand:3:wallet:17, network:1:issuance:3, brand:3:issuance);
+    None for an account that is not loyalty's (the ledger posts any code it is given). The inverse of
+    wallet_code, pending_code, brand_account's and network's codes: receivers of the ledger's postings
+    read them with this, not their own patterns."""
+    match = _CODE.match(code)
+    if match is None:
+        return None
+    scope, scope_id, kind, owner = match.groups()
+    return CodeParts(scope, int(scope_id), kind, int(owner) if owner else None)
 
 
 def pending_code(brand_id: int, membership_id: int) -> str:
