@@ -109,6 +109,15 @@ def scores_push(rows: Iterable[tuple[int, int, str, int, dt.datetime, int]], *, 
     if not by_board:
         return
     try:
+        if require_built:
+            # Most boards are never read (a brand that shows no leaderboard, last week's): one MGET of the
+            # built markers spares sending them thousands of arguments the script would drop. A board
+            # marked built after this read is built from the database, which already holds these rows.
+            boards = list(by_board)
+            built = _redis().mget([_keys(brand_id, period)[2] for brand_id, period in boards])
+            by_board = {board: by_board[board] for board, marker in zip(boards, built, strict=True) if marker}
+            if not by_board:
+                return
         script, pipe = _script(), _redis().pipeline(transaction=False)
         for (brand_id, period), argv in by_board.items():
             script(keys=_keys(brand_id, period), args=["1" if require_built else "0", *argv], client=pipe)

@@ -1,5 +1,8 @@
 """The outbox's receiver of the ledger's postings: one message per posting that moves a member's points,
-written in the posting's own database transaction (one INSERT for the whole call)."""
+written in the posting's own database transaction (one INSERT for the whole call), for the brands that
+have a sink (a webhook endpoint, an analytics project). A brand with none writes nothing: a sink hears
+what happens from its registration on (integrations.services.outbox_fan_out), so nothing is missed by
+not keeping messages no sink would ever be given, and the event processor does not pay for them."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 from django.dispatch import receiver
 
 from integrations.outbox import Message, messages_write
+from integrations.selectors import brands_with_sinks
 from ledger.models import Account, Transaction
 from ledger.services import PostResult
 from ledger.signals import transactions_posted
@@ -35,7 +39,9 @@ _MEMBER_KINDS = (Account.Kind.WALLET, Account.Kind.PENDING)
 @receiver(transactions_posted, dispatch_uid="integrations.outbox_postings")
 def outbox_postings(sender: type[Transaction], *, posted: Sequence[PostResult], **kwargs: Any) -> None:
     messages = [message for result in posted if (message := posting_message(result)) is not None]
-    messages_write(messages)
+    if messages:
+        told = brands_with_sinks(message.brand_id for message in messages)
+        messages_write([message for message in messages if message.brand_id in told])
 
 
 def posting_message(result: PostResult) -> Message | None:

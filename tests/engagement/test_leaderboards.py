@@ -171,3 +171,22 @@ def test_an_empty_parameter_is_a_400_not_the_default(coffee_api):
 
     assert answer.status_code == 400
     assert set(answer.json()["error"]["fields"]) == {"period", "limit"}
+
+
+def test_points_for_a_board_nobody_has_read_are_not_sent_to_redis(
+    coffee, monkeypatch, django_capture_on_commit_callbacks
+):
+    sent = []
+    script = leaderboards._script
+    monkeypatch.setattr(leaderboards, "_script", lambda: sent.append(1) or script())
+    with django_capture_on_commit_callbacks(execute=True):
+        buy(coffee, "a-1", "10.00", A)  # no board built yet: the database only
+    assert not sent
+    assert [entry.points for entry in leaderboards.board(coffee, "all").entries] == [10]  # built on first read
+    sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        buy(coffee, "a-2", "5.00", A)  # the all-time board is built now: it, and only it, is sent
+
+    assert len(sent) == 1
+    assert [entry.points for entry in leaderboards.board(coffee, "all").entries] == [15]

@@ -32,6 +32,11 @@ def analytics_on(brand) -> BrandIntegration:
     return BrandIntegration.objects.create(brand=brand, analytics_token="tok-1", analytics_secret="sekret")
 
 
+def a_webhook(brand) -> WebhookEndpoint:
+    """An endpoint that is never called: a brand with a sink keeps its messages."""
+    return WebhookEndpoint.objects.create(brand=brand, url="https://hooks.example/tally")
+
+
 def deliver() -> int:
     return services.outbox_work(budget_seconds=10)
 
@@ -74,6 +79,7 @@ def test_a_purchase_sends_one_points_earned_event_and_one_signed_points_earned_w
 
 
 def test_each_ledger_change_member_and_tier_change_writes_its_message(coffee):
+    a_webhook(coffee)
     buy(coffee, "o-1", "600.00", FAN)  # a new member, who reaches Gold
     membership = membership_of(coffee)
     refund(coffee, "o-1", "200.00", FAN)  # back under Gold
@@ -271,6 +277,7 @@ def test_staff_resend_a_delivery_of_their_brand_only(client, coffee, hooks):
 def test_membership_rows_written_outside_the_processor_tell_member_created_too(coffee):
     from loyalty.services.members import membership_enroll
 
+    a_webhook(coffee)
     membership = membership_enroll(brand=coffee, email="walk-in@example.com", external_id="till-9")
 
     message = OutboxMessage.objects.get(type="member.created")
@@ -278,10 +285,30 @@ def test_membership_rows_written_outside_the_processor_tell_member_created_too(c
     assert message.data["member"] == {"id": membership.pk, "external_id": "till-9", "email": "walk-in@example.com"}
     assert message.data["tier"] == "Green"
     assert Membership.objects.count() == 1
-    assert not WebhookEndpoint.objects.exists()
+
+
+def test_a_brand_without_a_sink_keeps_no_messages_and_one_registered_hears_the_next_change(coffee, settings):
+    settings.ANALYTICS_URL = "https://analytics.example"
+    buy(coffee, "o-1", "600.00", FAN)  # a new member who reaches Gold: three messages, had the brand a sink
+    analytics = BrandIntegration.objects.create(brand=coffee, analytics_token="tok-1")  # no secret: no analytics
+    disabled = WebhookEndpoint.objects.create(brand=coffee, url="https://hooks.example/off", enabled=False)
+    buy(coffee, "o-2", "5.00", FAN)
+    assert not OutboxMessage.objects.exists()
+
+    analytics.analytics_secret = "sekret"
+    analytics.save()
+    buy(coffee, "o-3", "5.00", FAN)
+    assert list(OutboxMessage.objects.values_list("type", flat=True)) == ["points.earned"]
+
+    analytics.delete()
+    disabled.enabled = True
+    disabled.save()
+    buy(coffee, "o-4", "5.00", {"email": "second@example.com"})
+    assert Counter(OutboxMessage.objects.values_list("type", flat=True)) == {"points.earned": 2, "member.created": 1}
 
 
 def test_a_network_purchase_tells_the_brand_of_the_network_points_earned(shop):
+    a_webhook(shop)
     buy(shop, "n-1", "3.00", FAN)
 
     message = OutboxMessage.objects.get(type="points.earned")
