@@ -186,8 +186,7 @@ def test_one_redemption_over_the_api_sends_a_fixed_number_of_statements():
     assert status == 201
     # One transaction (the API key was checked by the warm-up, and the process remembers it for a few
     # seconds): lock the membership, read (and claim the key), take the stock, lock the balance rows,
-    # post (the ledger's insert and rollup, the lifetime rollup, the look for an integrations sink: this brand
-    # has none, so no outbox message), insert
-    # the redemption and store the answer, commit. It was 28 statements and 3 Redis round trips (the
-    # membership lock) before; it must not silently grow again.
+    # post (the ledger's insert and rollup, the lifetime rollup, the look for the brand's integration
+    # sinks: it has none, so no outbox message), insert the redemption and store the answer, commit. It
+    # was 28 statements and 3 Redis round trips (the membership lock) before; it must not silently grow.
     assert len(sent) == 12, "\n".join(sent)
