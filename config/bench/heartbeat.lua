@@ -2,10 +2,10 @@
 --
 -- Saturation (each connection sends its next heartbeat as soon as the answer came):
 --   wrk -t2 -c64 -d30s --latency -s config/bench/heartbeat.lua http://127.0.0.1:8031 -- /tmp/heartbeat-viewers.txt 0 2
--- Paced: 100 connections, each pausing 100 ms before each heartbeat (at most 1,000 heartbeats/s offered):
+-- Paced: 100 connections, each pausing about 100 ms before each heartbeat (at most 1,000 heartbeats/s offered):
 --   wrk -t2 -c100 -d30s --latency -s config/bench/heartbeat.lua http://127.0.0.1:8031 -- /tmp/heartbeat-viewers.txt 100 2
 --
--- Arguments after `--`: the viewers file; the pause in ms before each request of a connection (0: none);
+-- Arguments after `--`: the viewers file; the mean pause in ms before each request of a connection (0: none);
 -- the number of threads given to -t (wrk does not tell the script). Viewer i belongs to thread
 -- i % threads, and each thread cycles through its viewers, so with V viewers and R heartbeats/s every
 -- viewer beats every V/R s. Every heartbeat is a good one: playing, visible, the scheduled video at the
@@ -64,6 +64,13 @@ function request()
   return wrk.format("POST", path, viewer.headers, viewer.body .. position .. ',"visible":true}')
 end
 
+-- Each pause is drawn between 0.75 and 1.25 times the mean: the connections drift apart, as independent
+-- viewers do, instead of all sending in the same instant, every time (which would measure a burst of
+-- `connections` requests at once, not the steady rate). Below 2 s: gunicorn closes a keep-alive
+-- connection idle that long.
 function delay()
-  return pause
+  if pause == 0 then
+    return 0
+  end
+  return math.floor(pause * (0.75 + 0.5 * math.random()))
 end

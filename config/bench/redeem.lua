@@ -4,7 +4,7 @@
 --   .venv/bin/python manage.py redeem_bench_setup          # writes .tally/redeem-bench.txt
 --   wrk -t2 -c64 -d30s --latency -s config/bench/redeem.lua http://127.0.0.1:8021
 --
--- REDEEM_DELAY_MS=<ms> makes each connection wait that long before each request: with -c N, about
+-- REDEEM_DELAY_MS=<ms> makes each connection wait about that long before each request: with -c N, about
 -- N * 1000 / (ms + latency) requests a second, a steady offered load rather than as fast as the
 -- server answers (wrk alone measures saturation, where latency is queueing: connections / rate).
 --
@@ -40,8 +40,10 @@ end
 local pause = tonumber(os.getenv("REDEEM_DELAY_MS") or "")
 
 if pause then
+   -- Each pause drawn between 0.75 and 1.25 times REDEEM_DELAY_MS: the connections drift apart, as
+   -- independent tills do, instead of all sending in the same instant, every time.
    function delay()
-      return pause
+      return math.floor(pause * (0.75 + 0.5 * math.random()))
    end
 end
 
