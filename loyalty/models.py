@@ -689,7 +689,9 @@ class IdempotencyRecord(models.Model):
         IN_PROGRESS = "in_progress"
         DONE = "done"
 
-    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+")
+    # No index of its own: the unique (brand, key) index leads with it, and a second one on the brand alone
+    # only costs every claim, and could be picked for a lookup by key.
+    brand = models.ForeignKey(Brand, on_delete=models.CASCADE, related_name="+", db_index=False)
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64, help_text="SHA-256 of the method, path and body.")
     state = models.CharField(max_length=12, choices=State.choices, default=State.IN_PROGRESS)

@@ -106,7 +106,9 @@ class Redemption(models.Model):
         CANCELLED = "cancelled", "Cancelled"
 
     brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="redemptions")
-    membership = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="redemptions")
+    # No index of its own: the unique (membership, request_key) and the limits index lead with it, and a
+    # third one on the membership alone only costs every redemption, and could be picked for a lookup by key.
+    membership = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="redemptions", db_index=False)
     perk = models.ForeignKey(Perk, on_delete=models.PROTECT, related_name="redemptions")
     cost = models.PositiveIntegerField(help_text="Points paid (the perk's cost at the time).")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ISSUED)

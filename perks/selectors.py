@@ -246,6 +246,12 @@ _PERK_COLUMNS = ", ".join(f"p.{name}" for name in PerkRow.__slots__)
 # deadlocking). ON CONFLICT DO NOTHING: a key committed by an earlier request comes back in `rec` (when
 # it committed before this statement began) and claims nothing; one still in flight makes this statement
 # wait for it.
+# Every lookup by key is a LATERAL probe of its unique index (LIMIT 1 keeps PostgreSQL from flattening
+# it back into a join). As joins, the planner chose from statistics, and a prepared statement keeps the
+# generic plan it made while the tables were small (a new installation, before autovacuum's first
+# ANALYZE): it scanned all of the brand's idempotency records and all redemptions for each request, 16 ms
+# a batch after a few thousand redemptions, and growing. (The foreign keys' own indexes, which it also
+# picked over the unique ones, are gone: migrations loyalty 0017 and perks 0003.)
 _READS_SQL = f"""
     WITH req AS (
         SELECT *
@@ -271,10 +277,15 @@ _READS_SQL = f"""
            (SELECT id FROM {Account._meta.db_table} WHERE code = %(account_code)b::text)
       FROM req
       LEFT JOIN claim ON claim.key = req.key
-      LEFT JOIN {IdempotencyRecord._meta.db_table} rec ON rec.brand_id = %(brand)b::bigint AND rec.key = req.key
-      LEFT JOIN {Perk._meta.db_table} p
-             ON p.id = req.perk_id AND (NOT req.brand_only OR p.brand_id = %(brand)b::bigint)
-      LEFT JOIN {Tier._meta.db_table} mt ON mt.id = p.minimum_tier_id
+      LEFT JOIN LATERAL (
+            SELECT * FROM {IdempotencyRecord._meta.db_table} rec
+             WHERE rec.brand_id = %(brand)b::bigint AND rec.key = req.key LIMIT 1
+           ) rec ON true
+      LEFT JOIN LATERAL (
+            SELECT * FROM {Perk._meta.db_table} p
+             WHERE p.id = req.perk_id AND (NOT req.brand_only OR p.brand_id = %(brand)b::bigint) LIMIT 1
+           ) p ON true
+      LEFT JOIN LATERAL (SELECT * FROM {Tier._meta.db_table} mt WHERE mt.id = p.minimum_tier_id LIMIT 1) mt ON true
       LEFT JOIN LATERAL (
             SELECT count(*) AS total,
                    count(*) FILTER (WHERE r.created_at >= %(day_from)b::timestamptz
@@ -288,10 +299,12 @@ _READS_SQL = f"""
                     OR p.limit_per_week IS NOT NULL OR p.limit_per_month IS NOT NULL)
                AND r.membership_id = req.membership_id AND r.perk_id = p.id AND r.status <> %(cancelled)b::text
            ) c ON true
-      LEFT JOIN {Tier._meta.db_table} t ON t.id = req.tier_id
-      LEFT JOIN {Balance._meta.db_table} b ON b.account_id = req.wallet_id
-      LEFT JOIN {Redemption._meta.db_table} x
-             ON x.membership_id = req.membership_id AND x.request_key = req.request_key
+      LEFT JOIN LATERAL (SELECT * FROM {Tier._meta.db_table} t WHERE t.id = req.tier_id LIMIT 1) t ON true
+      LEFT JOIN LATERAL (SELECT * FROM {Balance._meta.db_table} b WHERE b.account_id = req.wallet_id LIMIT 1) b ON true
+      LEFT JOIN LATERAL (
+            SELECT * FROM {Redemption._meta.db_table} x
+             WHERE x.membership_id = req.membership_id AND x.request_key = req.request_key LIMIT 1
+           ) x ON true
      ORDER BY req.n
 """  # noqa: S608 - only table and column names are formatted in
 _PERK_END = 5 + len(PerkRow.__slots__)
@@ -313,25 +326,7 @@ def redeem_reads_get(
     Each request's idempotency key (if any) is claimed here: its IdempotencyRecord inserted
     (`in_progress`) unless the brand has one already, which then comes back in `answer`.
     """
-    periods = cap_periods(when=now, zone=brand.zone)
-    params = {
-        "n": list(range(len(queries))),
-        "membership": [query.membership_id for query in queries],
-        "tier": [query.tier_id for query in queries],
-        "wallet": [query.wallet_id for query in queries],
-        "perk": [query.perk_id for query in queries],
-        "brand_only": [query.brand_perks_only for query in queries],
-        "request_key": [query.request_key for query in queries],
-        "key": [query.key for query in queries],
-        "hash": [query.fingerprint for query in queries],
-        "brand": brand.pk,
-        "in_progress": IdempotencyRecord.State.IN_PROGRESS.value,
-        "now": now,
-        "cancelled": Redemption.Status.CANCELLED.value,
-        "account_code": redemptions_account_code,
-        **{f"{period}_from": periods[period][0] for period in LIMIT_PERIODS},
-        **{f"{period}_to": periods[period][1] for period in LIMIT_PERIODS},
-    }
+    params = _reads_params(brand, queries, redemptions_account_code, now)
     with bulk_cursor() as cursor:
         cursor.execute(_READS_SQL, params, prepare=True)
         rows = cursor.fetchall()
@@ -359,6 +354,30 @@ def redeem_reads_get(
             )
         )
     return RedeemReads(reads, rows[0][-1] if rows else None)
+
+
+def _reads_params(
+    brand: Brand, queries: Sequence[RedeemQuery], redemptions_account_code: str, now: dt.datetime
+) -> dict:
+    periods = cap_periods(when=now, zone=brand.zone)
+    return {
+        "n": list(range(len(queries))),
+        "membership": [query.membership_id for query in queries],
+        "tier": [query.tier_id for query in queries],
+        "wallet": [query.wallet_id for query in queries],
+        "perk": [query.perk_id for query in queries],
+        "brand_only": [query.brand_perks_only for query in queries],
+        "request_key": [query.request_key for query in queries],
+        "key": [query.key for query in queries],
+        "hash": [query.fingerprint for query in queries],
+        "brand": brand.pk,
+        "in_progress": IdempotencyRecord.State.IN_PROGRESS.value,
+        "now": now,
+        "cancelled": Redemption.Status.CANCELLED.value,
+        "account_code": redemptions_account_code,
+        **{f"{period}_from": periods[period][0] for period in LIMIT_PERIODS},
+        **{f"{period}_to": periods[period][1] for period in LIMIT_PERIODS},
+    }
 
 
 def _answer(request_hash: str, state: str, status: int | None, body: str | dict | None) -> IdempotencyAnswer:
