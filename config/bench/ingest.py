@@ -43,9 +43,12 @@ def pending(brand: Brand) -> int:
 
 
 def wait_processed(brand: Brand, timeout: float) -> float:
-    """Block until the brand has no pending events; returns the monotonic time it got there."""
+    """Block until the brand has no pending events; returns the monotonic time it got there.
+
+    Asks whether any is pending (the first row of the partial index), not how many: counting a backlog
+    of 100,000 every 0.1 s took a sixth of a core from the processor it was timing."""
     deadline = time.monotonic() + timeout
-    while pending(brand):
+    while Event.objects.filter(brand=brand, status=Event.Status.PENDING).exists():
         if time.monotonic() > deadline:
             raise RuntimeError(f"{pending(brand)} events still pending after {timeout:.0f} s")
         time.sleep(0.1)

@@ -29,7 +29,6 @@ from types import SimpleNamespace
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from config.db import bulk_cursor
@@ -164,14 +163,43 @@ def _insert(brand_id: int, rows: list[_Row], created_at: dt.datetime) -> set[int
     return inserted
 
 
+# The ids of a brand's events with the given idempotency keys, and of its purchases with the given order
+# ids: one probe of the unique index per key (a LATERAL ... LIMIT 1, which PostgreSQL does not flatten).
+# As a plain `order_id IN (...)`, a planner with the statistics of a young table (before autovacuum's
+# next ANALYZE) looked the brand up in that index and filtered all of its events by order id.
+_EVENT_IDS_SQL = f"""
+    SELECT e.id FROM unnest(%b::text[]) AS k(key)
+     CROSS JOIN LATERAL (
+           SELECT id FROM {Event._meta.db_table} e
+            WHERE e.brand_id = %b AND e.idempotency_key = k.key LIMIT 1
+          ) e
+    UNION
+    SELECT e.id FROM unnest(%b::text[]) AS o(order_id)
+     CROSS JOIN LATERAL (
+           SELECT id FROM {Event._meta.db_table} e
+            WHERE e.brand_id = %b AND e.type = '{EarnRule.PURCHASE}' AND e.order_id = o.order_id LIMIT 1
+          ) e
+"""  # noqa: S608 - only the table name and a constant are formatted in
+
+
+def events_by_keys(*, brand_id: int, keys: Sequence[str], orders: Sequence[str]) -> list[Event]:
+    """The brand's events with these idempotency keys, and its purchases with these order ids (with their
+    membership, member and tier)."""
+    with bulk_cursor() as cursor:
+        cursor.execute(_EVENT_IDS_SQL, [list(keys), brand_id, list(orders), brand_id], prepare=True)
+        ids = [row[0] for row in cursor.fetchall()]
+    if not ids:
+        return []
+    return list(Event.objects.filter(pk__any=ids).select_related("membership__member", "membership__tier"))
+
+
 def _existing(brand_id: int, rows: list[_Row]) -> tuple[dict[str, Event], dict[str, Event]]:
     """The stored events that the skipped rows collided with: by idempotency key, and purchases by order id."""
     keys = [row.key for row in rows if row.key]
     orders = [row.order_id for row in rows if row.type == EarnRule.PURCHASE]
-    found = Event.objects.filter(brand_id=brand_id).select_related("membership__member", "membership__tier")
     by_key: dict[str, Event] = {}
     by_order: dict[str, Event] = {}
-    for event in found.filter(Q(idempotency_key__in=keys) | Q(type=EarnRule.PURCHASE, order_id__in=orders)):
+    for event in events_by_keys(brand_id=brand_id, keys=keys, orders=orders):
         if event.idempotency_key:
             by_key[event.idempotency_key] = event
         if event.type == EarnRule.PURCHASE:
@@ -246,12 +274,7 @@ def _refund_checks(brand: Brand, items: Sequence[CleanEvent], ids: list[int | No
     if not positions:
         return {}
     orders = {items[index].order_id for index in positions}
-    stored = {
-        event.order_id: event
-        for event in Event.objects.filter(brand=brand, type=EarnRule.PURCHASE, order_id__in=orders).select_related(
-            "membership__member"
-        )
-    }
+    stored = {event.order_id: event for event in events_by_keys(brand_id=brand.pk, keys=[], orders=sorted(orders))}
     earlier: dict[str, tuple[int, CleanEvent]] = {}
     refunded: dict[str, Decimal] = {}
     outcome: dict[int, object] = {}

@@ -4,11 +4,14 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.utils import timezone
 
 from loyalty.api import _event_reload, _events_clean
 from loyalty.models import Event
 from loyalty.serializers import event_out
-from loyalty.services.ingest import events_accept
+from loyalty.services.ingest import _EVENT_IDS_SQL, events_accept, events_by_keys
+from tests.plans import generic_plan, table_scans
 
 pytestmark = pytest.mark.django_db
 
@@ -68,3 +71,32 @@ def test_several_events_get_increasing_ids_in_the_order_sent_and_a_taken_key_is_
     assert Event.objects.count() == 6
     assert Event.objects.get(pk=answers[1].event_id).amount == Decimal("2.00")
     assert Event.objects.get(pk=answers[0].event_id).occurred_at <= dt.datetime.now(dt.UTC)
+
+
+def test_stored_events_are_found_by_key_and_order_id_and_each_lookup_probes_its_unique_index(coffee):
+    """Retries and refunds look up the events they name: each by its own key in the unique index, even
+    with the statistics of a young table (a prepared statement keeps the plan it made then), not by
+    filtering all of the brand's events."""
+    now = timezone.now()
+    with connection.cursor() as cursor:  # statistics of a nearly empty table
+        cursor.execute(f"ANALYZE {Event._meta.db_table}")
+    events_accept(brand=coffee, items=clean(coffee, PURCHASE | {"currency": "USD"}, CHECK_IN))
+    Event.objects.bulk_create(
+        Event(brand=coffee, type="purchase", order_id=f"old-{n}", idempotency_key=f"key-{n}", occurred_at=now)
+        for n in range(2000)
+    )
+
+    found = events_by_keys(brand_id=coffee.pk, keys=["ci-1", "key-7", "unknown"], orders=["O-1", "old-9", "nope"])
+
+    assert sorted((event.idempotency_key or "", event.order_id) for event in found) == [
+        ("", "O-1"),
+        ("ci-1", ""),
+        ("key-7", "old-7"),
+        ("key-9", "old-9"),
+    ]
+    params = [["ci-1"], coffee.pk, ["O-1"], coffee.pk]
+    scans = [scan for scan in table_scans(generic_plan(_EVENT_IDS_SQL, params)) if scan[1] == Event._meta.db_table]
+    assert len(scans) == 2, scans
+    assert all(kind == "Index Scan" for kind, _, _ in scans), scans
+    assert any("= k.key" in condition for _, _, condition in scans), scans
+    assert any("= o.order_id" in condition for _, _, condition in scans), scans
