@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Sequence
 
 from django.db import connection
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
+from config.db import bulk_cursor
 from ledger.models import Entry
 from ledger.selectors import StatementPage, account_balance_get, account_statement_list
 from loyalty.models import (
@@ -325,3 +327,33 @@ def events_pending_by_brand() -> list[tuple[str, int, float]]:
             """  # noqa: S608 - only table names are formatted in
         )
         return [(slug, int(pending), max(0.0, float(age))) for slug, pending, age in cursor.fetchall()]
+
+
+# The ids of a brand's events with the given idempotency keys, and of its purchases with the given order
+# ids: one probe of the unique index per key (a LATERAL ... LIMIT 1, which PostgreSQL does not flatten).
+# As a plain `order_id IN (...)`, a planner with the statistics of a young table (before autovacuum's
+# next ANALYZE) looked the brand up in that index and filtered all of its events by order id.
+_EVENT_IDS_SQL = f"""
+    SELECT e.id FROM unnest(%b::text[]) AS k(key)
+     CROSS JOIN LATERAL (
+           SELECT id FROM {Event._meta.db_table} e
+            WHERE e.brand_id = %b AND e.idempotency_key = k.key LIMIT 1
+          ) e
+    UNION
+    SELECT e.id FROM unnest(%b::text[]) AS o(order_id)
+     CROSS JOIN LATERAL (
+           SELECT id FROM {Event._meta.db_table} e
+            WHERE e.brand_id = %b AND e.type = '{EarnRule.PURCHASE}' AND e.order_id = o.order_id LIMIT 1
+          ) e
+"""  # noqa: S608 - only the table name and a constant are formatted in
+
+
+def events_by_keys(*, brand_id: int, keys: Sequence[str], orders: Sequence[str]) -> list[Event]:
+    """The brand's events with these idempotency keys, and its purchases with these order ids (with their
+    membership, member and tier)."""
+    with bulk_cursor() as cursor:
+        cursor.execute(_EVENT_IDS_SQL, [list(keys), brand_id, list(orders), brand_id], prepare=True)
+        ids = [row[0] for row in cursor.fetchall()]
+    if not ids:
+        return []
+    return list(Event.objects.filter(pk__any=ids).select_related("membership__member", "membership__tier"))

@@ -16,10 +16,7 @@ function init(args)
   math.randomseed(os.time() + wrk.thread:get("index"))
 end
 
--- Each pause is drawn between 0.75 and 1.25 times the mean: the connections drift apart, as independent
--- viewers do, instead of all sending in the same instant, every time (which would measure a burst of
--- `connections` requests at once, not the steady rate). Below 2 s: gunicorn closes a keep-alive
--- connection idle that long.
+-- Drawn as heartbeat.lua's delay() draws it (see there why).
 function delay()
   if pause == 0 then
     return 0

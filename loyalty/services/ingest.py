@@ -35,6 +35,7 @@ from config.db import bulk_cursor
 from config.errors import ApplicationError, error_body
 from loyalty import notify
 from loyalty.models import Brand, EarnRule, Event
+from loyalty.selectors import events_by_keys
 from loyalty.serializers import CleanEvent, event_out
 
 
@@ -161,36 +162,6 @@ def _insert(brand_id: int, rows: list[_Row], created_at: dt.datetime) -> set[int
             if went_in:
                 inserted.add(event_id)
     return inserted
-
-
-# The ids of a brand's events with the given idempotency keys, and of its purchases with the given order
-# ids: one probe of the unique index per key (a LATERAL ... LIMIT 1, which PostgreSQL does not flatten).
-# As a plain `order_id IN (...)`, a planner with the statistics of a young table (before autovacuum's
-# next ANALYZE) looked the brand up in that index and filtered all of its events by order id.
-_EVENT_IDS_SQL = f"""
-    SELECT e.id FROM unnest(%b::text[]) AS k(key)
-     CROSS JOIN LATERAL (
-           SELECT id FROM {Event._meta.db_table} e
-            WHERE e.brand_id = %b AND e.idempotency_key = k.key LIMIT 1
-          ) e
-    UNION
-    SELECT e.id FROM unnest(%b::text[]) AS o(order_id)
-     CROSS JOIN LATERAL (
-           SELECT id FROM {Event._meta.db_table} e
-            WHERE e.brand_id = %b AND e.type = '{EarnRule.PURCHASE}' AND e.order_id = o.order_id LIMIT 1
-          ) e
-"""  # noqa: S608 - only the table name and a constant are formatted in
-
-
-def events_by_keys(*, brand_id: int, keys: Sequence[str], orders: Sequence[str]) -> list[Event]:
-    """The brand's events with these idempotency keys, and its purchases with these order ids (with their
-    membership, member and tier)."""
-    with bulk_cursor() as cursor:
-        cursor.execute(_EVENT_IDS_SQL, [list(keys), brand_id, list(orders), brand_id], prepare=True)
-        ids = [row[0] for row in cursor.fetchall()]
-    if not ids:
-        return []
-    return list(Event.objects.filter(pk__any=ids).select_related("membership__member", "membership__tier"))
 
 
 def _existing(brand_id: int, rows: list[_Row]) -> tuple[dict[str, Event], dict[str, Event]]:

@@ -9,8 +9,10 @@ from django.utils import timezone
 
 from loyalty.api import _event_reload, _events_clean
 from loyalty.models import Event
+from loyalty.selectors import _EVENT_IDS_SQL, events_by_keys
 from loyalty.serializers import event_out
-from loyalty.services.ingest import _EVENT_IDS_SQL, events_accept, events_by_keys
+from loyalty.services.ingest import events_accept
+from tests.loyalty.factories import BrandFactory
 from tests.plans import generic_plan, table_scans
 
 pytestmark = pytest.mark.django_db
@@ -100,3 +102,26 @@ def test_stored_events_are_found_by_key_and_order_id_and_each_lookup_probes_its_
     assert all(kind == "Index Scan" for kind, _, _ in scans), scans
     assert any("= k.key" in condition for _, _, condition in scans), scans
     assert any("= o.order_id" in condition for _, _, condition in scans), scans
+
+
+def test_another_brands_events_with_the_same_key_and_order_id_are_never_found_or_replayed(coffee):
+    """Brand isolation on the lookups by key: a retry or refund of one brand never finds another brand's
+    event with the same idempotency key or order id."""
+    other = BrandFactory()
+    theirs = Event.objects.bulk_create(
+        [
+            Event(brand=other, type="purchase", order_id="O-1", occurred_at=timezone.now()),
+            Event(brand=other, type="check_in", idempotency_key="ci-1", occurred_at=timezone.now()),
+        ]
+    )
+
+    assert events_by_keys(brand_id=coffee.pk, keys=["ci-1"], orders=["O-1"]) == []
+    ours = events_accept(brand=coffee, items=clean(coffee, PURCHASE | {"currency": "USD"}, CHECK_IN))
+    again = events_accept(brand=coffee, items=clean(coffee, PURCHASE | {"currency": "USD"}, CHECK_IN))
+
+    assert [answer.replayed for answer in ours] == [False, False]
+    assert [answer.replayed for answer in again] == [True, True]
+    assert [answer.event_id for answer in again] == [answer.event_id for answer in ours]
+    assert not {answer.event_id for answer in ours} & {event.pk for event in theirs}
+    found = events_by_keys(brand_id=coffee.pk, keys=["ci-1"], orders=["O-1"])
+    assert sorted(event.pk for event in found) == sorted(answer.event_id for answer in ours)
